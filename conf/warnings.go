@@ -1,0 +1,82 @@
+package conf
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// Warnings lists settings that are legal but dangerous, one message per
+// entry in the "file:line: key: message" form of errors. The caller logs
+// them loudly at start-up.
+func (c *Config) Warnings() []string {
+	var w []string
+	warn := func(path, format string, args ...any) {
+		p := Problem{Key: displayKey(path), Msg: fmt.Sprintf(format, args...)}
+		name := ""
+		if c.src != nil {
+			name = c.src.name
+			p.Line = c.src.lines.line(path)
+		}
+		if name == "" {
+			w = append(w, p.Key+": "+p.Msg)
+			return
+		}
+		w = append(w, formatProblem(name, p))
+	}
+
+	// RFC 6120 §13.8: without TLS, SASL PLAIN sends passwords in clear.
+	if !c.TLS.RequireEncryption && c.Listen.C2S != "" && !isLoopback(c.Listen.C2S) {
+		warn("tls.require_encryption", "is false and listen.c2s (%s) is not a loopback address: passwords may cross the network unencrypted", c.Listen.C2S)
+	}
+	if c.TLS.CertFile == "" && (reachable(c.Listen.C2S) || reachable(c.Listen.C2SDirectTLS)) {
+		warn("tls.cert_file", "is not set, so xmppd uses a self-signed certificate on a listener reachable from the network; clients will reject it or ask users to trust it")
+	}
+	if reachable(c.Listen.HTTP) {
+		warn("listen.http", "%s is not a loopback address: /metrics and /healthz are open to the network without authentication", c.Listen.HTTP)
+	}
+
+	var plain []string
+	first := -1
+	for i, u := range c.Directory.Users {
+		if u.Password != "" {
+			if first < 0 {
+				first = i
+			}
+			plain = append(plain, u.Name)
+		}
+	}
+	if len(plain) > 0 {
+		names := plain
+		more := ""
+		if len(names) > 5 {
+			names, more = names[:5], fmt.Sprintf(" and %d more", len(plain)-5)
+		}
+		warn(indexKey("directory.user", first)+".password", "%d user(s) have a plaintext password (%s%s); replace it with password_hash from `xmppd passwd`",
+			len(plain), strings.Join(names, ", "), more)
+	}
+	if c.Directory.Backend == "static" && len(c.Directory.Users) == 0 {
+		warn("directory", "no [[directory.user]] is configured: nobody can log in")
+	}
+	return w
+}
+
+// reachable reports whether addr is an enabled listener on a non-loopback
+// address.
+func reachable(addr string) bool { return addr != "" && !isLoopback(addr) }
+
+// isLoopback reports whether a listen address only accepts local
+// connections. An empty host means every interface; a host name other than
+// "localhost" may resolve anywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
