@@ -1,0 +1,179 @@
+package xmppd
+
+import (
+	"errors"
+	"time"
+
+	"github.com/ownchat/ownchat/store"
+	"github.com/ownchat/ownchat/xmppd/wire"
+)
+
+// handleMessage routes a message per RFC 6121 §8.5.
+func (c *conn) handleMessage(el *wire.Element) {
+	s := c.srv
+	to := el.Attr("to")
+	if to == "" {
+		// RFC 6120 §10.3: no to means the sender's own bare JID.
+		to = c.bareJID
+	}
+	a, target, ok := s.resolve(to)
+	if !ok {
+		c.bounce(el, to, errJIDMalformed)
+		return
+	}
+	typ := el.Attr("type")
+	switch a.kind {
+	case addrRemote:
+		if h := s.components[a.domain]; h != nil {
+			h.RouteStanza(el)
+			return
+		}
+		c.bounce(el, to, errRemoteNotFound)
+		return
+	case addrServer:
+		// Messages to the server itself have no handler; drop them quietly
+		// except to answer what expects an answer.
+		if typ != "error" && typ != "groupchat" && typ != "headline" && el.Child(nsClient, "body") != nil {
+			c.bounce(el, to, errServiceUnavailable)
+		}
+		return
+	}
+	if _, exists := s.Directory.Person(a.user); !exists {
+		// §8.5.1: no such account.
+		c.bounce(el, a.bare, errServiceUnavailable)
+		return
+	}
+	b := el.AppendXML(make([]byte, 0, 512), nsClient)
+	if a.kind == addrLocalFull {
+		if target != nil {
+			deliver(target, b)
+			return
+		}
+		// §8.5.3.2.1: resource gone.
+		switch typ {
+		case "groupchat":
+			c.bounce(el, to, errServiceUnavailable)
+			return
+		case "error":
+			return
+		}
+	}
+	s.deliverToBare(a.user, el, b, c)
+}
+
+// deliverToBare implements §8.5.2.1.1: chat and normal messages go to the
+// available resources with the highest non-negative priority; with none, to
+// offline storage. Headlines go to all non-negative resources or nowhere.
+func (s *Server) deliverToBare(user string, el *wire.Element, b []byte, from *conn) {
+	typ := el.Attr("type")
+	if typ == "groupchat" {
+		if from != nil {
+			from.bounce(el, el.Attr("to"), errServiceUnavailable)
+		}
+		return
+	}
+	sessions := s.router.sessionsOf(user)
+	best := -129
+	for _, r := range sessions {
+		r.pmu.Lock()
+		if r.available && r.priority >= 0 && r.priority > best {
+			best = r.priority
+		}
+		r.pmu.Unlock()
+	}
+	if best >= 0 {
+		for _, r := range sessions {
+			r.pmu.Lock()
+			ok := r.available && (r.priority == best || (typ == "headline" && r.priority >= 0))
+			r.pmu.Unlock()
+			if ok {
+				deliver(r, b)
+			}
+		}
+		return
+	}
+	switch typ {
+	case "headline", "error":
+		return
+	}
+	if !storable(el) {
+		return
+	}
+	if err := s.storeOffline(user, el); err != nil {
+		if from != nil {
+			if errors.Is(err, store.ErrOfflineFull) {
+				from.bounce(el, el.Attr("to"), errServiceUnavailable.withText("the recipient's offline storage is full"))
+			} else {
+				from.bounce(el, el.Attr("to"), errInternal)
+			}
+		}
+	}
+}
+
+// storable reports whether a message is worth keeping for an offline user
+// (XEP-0160, with XEP-0334 hints): bodies and explicit store hints are,
+// chat states and receipts alone are not.
+func storable(el *wire.Element) bool {
+	if el.Child(nsHints, "no-store") != nil || el.Child(nsHints, "no-permanent-store") != nil {
+		return false
+	}
+	if el.Child(nsClient, "body") != nil || el.Child(nsHints, "store") != nil {
+		return true
+	}
+	for _, n := range el.Nodes {
+		if n.El == nil {
+			continue
+		}
+		switch n.El.Space {
+		case "jabber:x:conference", "http://jabber.org/protocol/muc#user", "eu.siacs.conversations.axolotl", "urn:xmpp:openpgp:0", "jabber:x:encrypted":
+			return true
+		}
+	}
+	return false
+}
+
+// storeOffline adds an XEP-0203 delay and persists the message durably
+// (fsync) before the sender's stanza is considered handled.
+func (s *Server) storeOffline(user string, el *wire.Element) error {
+	if s.DisableOfflineStore {
+		return errors.New("xmppd: offline storage disabled")
+	}
+	now := time.Now().UTC()
+	m := el.Copy()
+	if m.Child(nsDelay, "delay") == nil {
+		m.Add(elem(nsDelay, "delay", "from", s.Domain, "stamp", now.Format("2006-01-02T15:04:05.000Z")))
+	}
+	if err := s.Store.PushOffline(user, m.AppendXML(nil, nsClient), now, s.MaxOfflineMessages); err != nil {
+		if !errors.Is(err, store.ErrOfflineFull) {
+			s.Logger.Error("offline store failed", "user", user, "err", err)
+		}
+		return err
+	}
+	s.metrics.offlineStored.Add(1)
+	return nil
+}
+
+// deliverOffline sends stored messages to a session that just became
+// available with a non-negative priority (XEP-0160 §4), then deletes them.
+func (c *conn) deliverOffline() {
+	s := c.srv
+	msgs, err := s.Store.Offline(c.user)
+	if err != nil {
+		s.Logger.Error("reading offline messages", "user", c.user, "err", err)
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	for _, m := range msgs {
+		if !deliver(c, m.Stanza) {
+			return
+		}
+	}
+	// Deleted only once they are queued to a live session.
+	// TODO(issue 3): with stream management, delete on <a/> instead.
+	if err := s.Store.DeleteOffline(c.user, msgs[len(msgs)-1].Seq); err != nil {
+		s.Logger.Error("deleting offline messages", "user", c.user, "err", err)
+	}
+	s.metrics.offlineDelivered.Add(int64(len(msgs)))
+}

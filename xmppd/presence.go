@@ -1,0 +1,362 @@
+package xmppd
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+
+	"github.com/ownchat/ownchat/xmppd/wire"
+)
+
+// handlePresence implements RFC 6121 §3 (subscriptions) and §4 (exchange).
+func (c *conn) handlePresence(el *wire.Element) {
+	typ := el.Attr("type")
+	to := el.Attr("to")
+	if to == "" {
+		switch typ {
+		case "":
+			c.goAvailable(el)
+		case "unavailable":
+			c.goUnavailable(el)
+		case "error":
+		default:
+			// subscription or probe without a destination: nothing to do
+		}
+		return
+	}
+	a, target, ok := c.srv.resolve(to)
+	if !ok {
+		c.bounce(el, to, errJIDMalformed)
+		return
+	}
+	switch a.kind {
+	case addrRemote:
+		if h := c.srv.components[a.domain]; h != nil {
+			h.RouteStanza(el)
+			return
+		}
+		if typ != "unavailable" && typ != "error" {
+			c.bounce(el, to, errRemoteNotFound)
+		}
+		return
+	case addrServer:
+		return
+	}
+	switch typ {
+	case "subscribe":
+		c.outSubscribe(a.bare, el)
+	case "subscribed":
+		c.outSubscribed(a.bare)
+	case "unsubscribe":
+		c.outUnsubscribe(a.bare)
+	case "unsubscribed":
+		c.outUnsubscribed(a.bare)
+	case "probe":
+		c.answerProbe(a)
+	case "error":
+		if target != nil {
+			deliver(target, el.AppendXML(nil, nsClient))
+		}
+	default: // directed available / unavailable (§4.6)
+		if _, exists := c.srv.Directory.Person(a.user); !exists {
+			return
+		}
+		b := el.AppendXML(nil, nsClient)
+		if a.kind == addrLocalFull {
+			if target != nil {
+				deliver(target, b)
+			}
+		} else {
+			for _, r := range c.srv.router.sessionsOf(a.user) {
+				if r.isAvailable() {
+					deliver(r, b)
+				}
+			}
+		}
+		if e, ok := c.srv.rosterEntry(c.user, a.bare); !ok || !e.subFrom() {
+			c.pmu.Lock()
+			if typ == "unavailable" {
+				delete(c.directed, to)
+			} else {
+				if c.directed == nil {
+					c.directed = make(map[string]struct{})
+				}
+				if len(c.directed) < 1000 {
+					c.directed[to] = struct{}{}
+				}
+			}
+			c.pmu.Unlock()
+		}
+	}
+}
+
+func (c *conn) isAvailable() bool {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.available
+}
+
+// splitForTo splits a serialized stanza after its element name so that a
+// per-recipient to attribute can be spliced in without re-encoding.
+func splitForTo(b []byte) (head, tail []byte) {
+	i := bytes.IndexAny(b, " />")
+	if i < 0 {
+		return b, nil
+	}
+	return b[:i], b[i:]
+}
+
+// sendWithTo delivers b to r with to set to the recipient's bare JID.
+func sendWithTo(r *conn, b []byte) {
+	head, tail := splitForTo(b)
+	if r.send(head, r.bareToAttr(), tail) {
+		r.srv.metrics.stanzasOut.Add(1)
+	}
+}
+
+func (c *conn) bareToAttr() []byte {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.bareTo == nil {
+		c.bareTo = appendAttr(nil, "to", c.bareJID)
+	}
+	return c.bareTo
+}
+
+// presenceAudience returns the online sessions that receive this user's
+// presence broadcasts: available sessions of contacts with subscription
+// from/both (§4.2.2, §4.4.2).
+func (s *Server) presenceAudience(user string) (subs []rosterEntry) {
+	entries, _, err := s.roster(user)
+	if err != nil {
+		s.Logger.Error("presence audience", "user", user, "err", err)
+		return nil
+	}
+	for _, e := range entries {
+		if e.subFrom() {
+			subs = append(subs, e)
+		}
+	}
+	return subs
+}
+
+// localUser extracts the username of a bare JID on our domain.
+func (s *Server) localUser(bare string) (string, bool) {
+	at := strings.IndexByte(bare, '@')
+	if at <= 0 || bare[at+1:] != s.Domain {
+		return "", false
+	}
+	return bare[:at], true
+}
+
+func parsePriority(el *wire.Element) int {
+	p := el.Child(nsClient, "priority")
+	if p == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(p.Text()))
+	if err != nil {
+		return 0
+	}
+	if n < -128 {
+		n = -128
+	}
+	if n > 127 {
+		n = 127
+	}
+	return n
+}
+
+// goAvailable handles initial and updated available presence.
+func (c *conn) goAvailable(el *wire.Element) {
+	s := c.srv
+	el.RemoveAttr("to")
+	b := el.AppendXML(make([]byte, 0, 256), nsClient)
+	prio := parsePriority(el)
+	c.pmu.Lock()
+	initial := !c.available
+	c.available = true
+	c.priority = prio
+	c.presence = b
+	c.pmu.Unlock()
+
+	entries, _, err := s.roster(c.user)
+	if err != nil {
+		s.Logger.Error("presence", "user", c.user, "err", err)
+		return
+	}
+	// Broadcast to subscribers (§4.2.2) ...
+	for _, e := range entries {
+		if !e.subFrom() {
+			continue
+		}
+		if u, ok := s.localUser(e.JID); ok {
+			for _, r := range s.router.sessionsOf(u) {
+				if r.isAvailable() {
+					sendWithTo(r, b)
+				}
+			}
+		}
+	}
+	// ... and to all of the user's available resources, this one included.
+	for _, r := range s.router.sessionsOf(c.user) {
+		if r.isAvailable() {
+			sendWithTo(r, b)
+		}
+	}
+	if !initial {
+		return
+	}
+	// Probes (§4.3): local contacts answer at once with each available
+	// resource's presence.
+	for _, e := range entries {
+		if !e.subTo() {
+			continue
+		}
+		if u, ok := s.localUser(e.JID); ok {
+			for _, r := range s.router.sessionsOf(u) {
+				r.pmu.Lock()
+				p, avail := r.presence, r.available
+				r.pmu.Unlock()
+				if avail && p != nil {
+					sendWithTo(c, p)
+				}
+			}
+		}
+	}
+	// The user's other resources (§4.2.2 last paragraph).
+	for _, r := range s.router.sessionsOf(c.user) {
+		if r == c {
+			continue
+		}
+		r.pmu.Lock()
+		p, avail := r.presence, r.available
+		r.pmu.Unlock()
+		if avail && p != nil {
+			sendWithTo(c, p)
+		}
+	}
+	// Subscription requests that arrived while offline (§3.1.3).
+	for _, e := range entries {
+		if e.PendingIn {
+			c.send(pendingSubscribe(e, c.srv.Domain))
+		}
+	}
+	if prio >= 0 {
+		c.deliverOffline()
+	}
+}
+
+func pendingSubscribe(e rosterEntry, domain string) []byte {
+	if len(e.PendingInXML) > 0 {
+		return e.PendingInXML
+	}
+	p := &wire.Element{Space: nsClient, Local: "presence", Attrs: []wire.Attr{{Name: "from", Value: e.JID}, {Name: "type", Value: "subscribe"}}}
+	return p.AppendXML(nil, nsClient)
+}
+
+// goUnavailable ends the session's availability: unavailable presence goes
+// to subscribers, the user's resources, and directed-presence recipients
+// (§4.5.2). el is the client's stanza or nil when the connection was lost.
+func (c *conn) goUnavailable(el *wire.Element) {
+	s := c.srv
+	c.pmu.Lock()
+	wasAvailable := c.available
+	c.available = false
+	c.presence = nil
+	directed := c.directed
+	c.directed = nil
+	c.pmu.Unlock()
+	var b []byte
+	if el != nil {
+		el.RemoveAttr("to")
+		b = el.AppendXML(nil, nsClient)
+	} else {
+		p := &wire.Element{Space: nsClient, Local: "presence", Attrs: []wire.Attr{{Name: "from", Value: c.fullJID}, {Name: "type", Value: "unavailable"}}}
+		b = p.AppendXML(nil, nsClient)
+	}
+	for to := range directed {
+		if _, target, ok := s.resolve(to); ok && target != nil {
+			deliver(target, b)
+		} else if ok {
+			if u, isLocal := s.localUser(to); isLocal {
+				for _, r := range s.router.sessionsOf(u) {
+					if r.isAvailable() {
+						deliver(r, b)
+					}
+				}
+			}
+		}
+	}
+	if !wasAvailable {
+		return
+	}
+	for _, e := range s.presenceAudience(c.user) {
+		if u, ok := s.localUser(e.JID); ok {
+			for _, r := range s.router.sessionsOf(u) {
+				if r.isAvailable() {
+					sendWithTo(r, b)
+				}
+			}
+		}
+	}
+	for _, r := range s.router.sessionsOf(c.user) {
+		if r == c && el == nil {
+			continue
+		}
+		if r == c || r.isAvailable() {
+			sendWithTo(r, b)
+		}
+	}
+}
+
+// answerProbe answers a client's probe (§4.3.2) when it is subscribed to
+// the contact's presence.
+func (c *conn) answerProbe(a addr) {
+	s := c.srv
+	e, ok := s.rosterEntry(c.user, a.bare)
+	if !ok || !e.subTo() {
+		return
+	}
+	sent := false
+	for _, r := range s.router.sessionsOf(a.user) {
+		r.pmu.Lock()
+		p, avail := r.presence, r.available
+		r.pmu.Unlock()
+		if avail && p != nil && (a.kind != addrLocalFull || r.fullJID == a.full) {
+			sendWithTo(c, p)
+			sent = true
+		}
+	}
+	if !sent {
+		p := &wire.Element{Space: nsClient, Local: "presence", Attrs: []wire.Attr{{Name: "from", Value: a.bare}, {Name: "type", Value: "unavailable"}}}
+		sendWithTo(c, p.AppendXML(nil, nsClient))
+	}
+}
+
+// sendPresencesOf sends the current presence of every available session of
+// contact to every available session of user (after a subscription is
+// approved) or unavailable from each (after it is cancelled).
+func (s *Server) sendPresencesOf(contact, user string, unavailable bool) {
+	cu, ok := s.localUser(contact)
+	if !ok {
+		return
+	}
+	for _, src := range s.router.sessionsOf(cu) {
+		src.pmu.Lock()
+		p, avail := src.presence, src.available
+		src.pmu.Unlock()
+		if !avail {
+			continue
+		}
+		if unavailable {
+			u := &wire.Element{Space: nsClient, Local: "presence", Attrs: []wire.Attr{{Name: "from", Value: src.fullJID}, {Name: "type", Value: "unavailable"}}}
+			p = u.AppendXML(nil, nsClient)
+		}
+		for _, r := range s.router.sessionsOf(user) {
+			if r.isAvailable() {
+				sendWithTo(r, p)
+			}
+		}
+	}
+}
