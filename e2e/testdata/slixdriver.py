@@ -1,0 +1,705 @@
+#!/usr/bin/python3
+"""slixdriver: one real XMPP client (slixmpp) driven by JSON lines.
+
+The Go tests in package e2e start one process per client. The process
+connects, authenticates and binds, then reads one JSON command per line on
+stdin and writes one JSON event per line on stdout (flushed per line).
+Logs, including the XML traffic with --debug, go to stderr.
+
+Why a separate process per client: slixmpp is asyncio-based and keeps global
+state per stream; one client per interpreter keeps failures isolated and lets
+the Go side kill a stuck client without affecting the others.
+
+Events (every object has "event"):
+  session_start   jid, mech, tls, tls_version, alpn, mechs_offered, features
+  auth_failed     condition, text, mech, mechs_offered
+  tls_failed      reason
+  connection_failed reason
+  stream_error    condition, text, see_other_host, xml
+  disconnected    reason                      (always the last event)
+  message         from, to, type, id, body, subject, thread, delay,
+                  delay_from, error, xml
+  presence        from, to, type ("available" when absent), show, status,
+                  priority (int or null), id, delay, error, xml
+  roster_push     from, id, ver, items, xml
+  iq              from, to, type, id, xml     (incoming get/set, observed only;
+                                              slixmpp still answers it)
+  result          id, ok, data | error {type, condition, text}
+
+Commands (every object has "id", echoed in its result; "cmd" names it):
+  send          to, [body], [type=chat], [subject], [thread], [stanza_id],
+                [extra: raw XML string or list of strings, appended as children]
+  presence      [show], [status], [priority], [to], [type], [stanza_id], [extra]
+  roster_get    [ver]            -> {ver, items:[{jid,name,subscription,ask,
+                                     approved,groups}], unchanged}
+  roster_set    jid, [name], [groups]
+  roster_remove jid
+  disco_info    jid, [node]      -> {identities, features, xml}
+  disco_items   jid, [node]      -> {items:[{jid,node,name}], xml}
+  ping          jid              -> {rtt}
+  version       jid              -> {name, version, os}
+  time          jid              -> {tzo, utc}
+  raw_iq        xml              -> {xml}   (the raw reply, also on error)
+  send_raw      xml
+  disconnect
+  wait          seconds
+Errors of IQ replies come back as ok:false with the stanza error's type and
+condition (RFC 6120 section 8.3); failures of the driver itself use type
+"driver" (conditions: timeout, not-connected, bad-request, unknown-command,
+internal-error). Every IQ has a timeout (--iq-timeout, 10 s).
+
+Commands other than wait are held until the session has started (or the
+connection has ended), so a test may send them right after spawning the
+process, and they run in the order they arrive. Commands still waiting when
+the connection ends fail with not-connected; commands that arrive after the
+disconnected event get no result, because the process has exited. On stdin
+EOF the client disconnects and the process exits 0.
+
+Only the Debian package python3-slixmpp (1.8.x) is assumed; run it with
+/usr/bin/python3.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import ssl
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+CLIENT_NS = "jabber:client"
+STREAM_NS = "http://etherx.jabber.org/streams"
+STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+ROSTER_NS = "jabber:iq:roster"
+DELAY_NS = "urn:xmpp:delay"
+DISCO_INFO_NS = "http://jabber.org/protocol/disco#info"
+DISCO_ITEMS_NS = "http://jabber.org/protocol/disco#items"
+
+log = logging.getLogger("slixdriver")
+
+_out_lock = threading.Lock()
+
+
+def emit(obj):
+    """Write one event line. ASCII-only JSON so the locale never matters."""
+    line = json.dumps(obj, ensure_ascii=True, separators=(",", ":"))
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class DriverError(Exception):
+    """A command failed before or without an XMPP error reply."""
+
+    def __init__(self, condition, text=""):
+        super().__init__(text or condition)
+        self.condition = condition
+        self.text = text
+
+
+class StanzaFailure(Exception):
+    """An IQ came back with type="error"; data carries the raw reply."""
+
+    def __init__(self, error, data):
+        super().__init__(error.get("condition"))
+        self.error = error
+        self.data = data
+
+
+def q(ns, tag):
+    return "{%s}%s" % (ns, tag)
+
+
+def child_text(el, ns, tag):
+    c = el.find(q(ns, tag))
+    if c is None:
+        return None
+    return c.text or ""
+
+
+def parse_error(el):
+    """Return {type, condition, text, by} of a stanza's <error/> child, or None.
+
+    RFC 6120 section 8.3.2: the condition is the one child element qualified
+    by the stanzas namespace other than <text/>.
+    """
+    err = el.find(q(CLIENT_NS, "error"))
+    if err is None:
+        return None
+    out = {"type": err.get("type"), "condition": None, "text": None, "by": err.get("by")}
+    for c in err:
+        if c.tag == q(STANZAS_NS, "text"):
+            out["text"] = c.text or ""
+        elif c.tag.startswith("{%s}" % STANZAS_NS) and out["condition"] is None:
+            out["condition"] = c.tag.split("}", 1)[1]
+    return out
+
+
+def parse_fragment(xml_text):
+    """Parse raw XML that may hold several top-level elements.
+
+    The text is wrapped in an element in the jabber:client namespace so that
+    unprefixed stanzas (<iq/>, <body/>) get the namespace they have on a
+    client stream.
+    """
+    try:
+        wrapper = ET.fromstring("<w xmlns='%s'>%s</w>" % (CLIENT_NS, xml_text))
+    except ET.ParseError as e:
+        raise DriverError("bad-request", "invalid XML: %s" % e)
+    return list(wrapper)
+
+
+def roster_items(query):
+    items = []
+    if query is None:
+        return items
+    for it in query.findall(q(ROSTER_NS, "item")):
+        items.append({
+            "jid": it.get("jid"),
+            "name": it.get("name"),
+            "subscription": it.get("subscription", "none"),
+            "ask": it.get("ask"),
+            "approved": it.get("approved") in ("true", "1"),
+            "groups": [g.text or "" for g in it.findall(q(ROSTER_NS, "group"))],
+        })
+    return items
+
+
+class Driver(slixmpp.ClientXMPP):
+    def __init__(self, args):
+        jid = slixmpp.JID(args.jid)
+        if args.resource:
+            jid.resource = args.resource
+        super().__init__(jid, args.password, sasl_mech=args.mech)
+        self.args = args
+        self.target = (args.host, args.port)
+        self.mechs_offered = []
+        self.last_features = []
+        self.session_started = False
+        self.finished = asyncio.get_event_loop().create_future()
+        self.ready = asyncio.get_event_loop().create_future()
+        self.ended = False
+        self.auth_rejected = False
+
+        # The tests decide every subscription answer themselves (RFC 6121
+        # section 3): slixmpp would otherwise approve and subscribe back.
+        self.auto_authorize = None
+        self.auto_subscribe = False
+
+        # Real-client behaviour for requests the server or peers send us.
+        for p in ("xep_0030", "xep_0092", "xep_0199", "xep_0202", "xep_0203"):
+            self.register_plugin(p)
+
+        if args.no_verify:
+            self.ssl_context.check_hostname = False
+            self.ssl_context.verify_mode = ssl.CERT_NONE
+        if args.ca:
+            self.ca_certs = args.ca
+        if args.direct_tls:
+            # XEP-0368 section 3: direct TLS clients offer ALPN "xmpp-client".
+            self.ssl_context.set_alpn_protocols(["xmpp-client"])
+
+        self.add_filter("in", self._observe)
+        self.add_event_handler("session_start", self._on_session_start)
+        self.add_event_handler("failed_auth", self._on_failed_auth)
+        self.add_event_handler("no_auth", self._on_no_auth)
+        self.add_event_handler("ssl_invalid_chain", self._on_ssl_invalid)
+        self.add_event_handler("connection_failed", self._on_connection_failed)
+        self.add_event_handler("disconnected", self._on_disconnected)
+
+    # --- connection -------------------------------------------------------
+
+    async def _pick_dns_answer(self, domain, port=None):
+        # Always dial exactly --host:--port: the test server's domain is not
+        # in DNS, and slixmpp would otherwise resolve it (or SRV-look it up).
+        return (self.boundjid.domain, self.target[0], self.target[1])
+
+    def start(self):
+        self.connect(self.target, use_ssl=self.args.direct_tls,
+                     disable_starttls=self.args.direct_tls)
+        # connect() only takes the SNI/verification name from a hostname
+        # argument; the server is addressed by IP, the certificate by domain.
+        self.default_domain = self.boundjid.domain
+        asyncio.get_event_loop().call_later(self.args.session_timeout, self._session_deadline)
+
+    def _session_deadline(self):
+        if not self.session_started and not self.ended:
+            self.finish("no session within %gs" % self.args.session_timeout)
+
+    def finish(self, reason):
+        """Close the connection (if any) and end with a disconnected event."""
+        if self.ended:
+            return
+        if self.transport is not None:
+            self.disconnect(wait=2.0, reason=reason)
+        else:
+            self.cancel_connection_attempt()
+            self._end(reason)
+
+    def _end(self, reason):
+        if self.ended:
+            return
+        self.ended = True
+        if not self.ready.done():
+            # Commands held for the session are woken (and fail) before the
+            # disconnected event below, so that event stays the last line.
+            self.ready.set_result(False)
+
+        def last():
+            emit({"event": "disconnected", "reason": reason})
+            if not self.finished.done():
+                self.finished.set_result(True)
+        asyncio.get_event_loop().call_soon(last)
+
+    def _on_disconnected(self, reason):
+        if reason is None and self.auth_rejected:
+            reason = "authentication failed"
+        self._end(None if reason is None else str(reason))
+
+    def _on_connection_failed(self, err):
+        emit({"event": "connection_failed", "reason": str(err)})
+        # slixmpp would retry with back-off; a test wants a fast, clear end.
+        self.finish("connection failed: %s" % err)
+
+    def _on_ssl_invalid(self, err):
+        emit({"event": "tls_failed", "reason": str(err)})
+        self.finish("tls failed: %s" % err)
+
+    def _on_failed_auth(self, failure):
+        self.auth_rejected = True
+        emit({
+            "event": "auth_failed",
+            "condition": failure["condition"],
+            "text": failure["text"] or None,
+            "mech": self["feature_mechanisms"].mech.name if self["feature_mechanisms"].mech else None,
+            "mechs_offered": self.mechs_offered,
+        })
+
+    def _on_no_auth(self, _):
+        self.auth_rejected = True
+        emit({
+            "event": "auth_failed",
+            "condition": "no-appropriate-mechanism",
+            "text": "requested %s, server offered %s" % (self.args.mech, self.mechs_offered),
+            "mech": self.args.mech,
+            "mechs_offered": self.mechs_offered,
+        })
+
+    def _on_session_start(self, _):
+        self.session_started = True
+        sock = self.socket
+        tls = isinstance(sock, (ssl.SSLObject, ssl.SSLSocket))
+        mech = self["feature_mechanisms"].mech
+        emit({
+            "event": "session_start",
+            "jid": str(self.boundjid.full),
+            "mech": mech.name if mech else None,
+            "tls": tls,
+            "tls_version": sock.version() if tls else None,
+            "alpn": sock.selected_alpn_protocol() if tls else None,
+            "mechs_offered": self.mechs_offered,
+            "features": self.last_features,
+        })
+        if not self.ready.done():
+            self.ready.set_result(True)
+
+    # --- incoming stanzas -------------------------------------------------
+
+    def _observe(self, stanza):
+        """Incoming filter: report stanzas without claiming them.
+
+        A filter (rather than a handler) keeps slixmpp's own handling intact,
+        notably the feature-not-implemented answer to unhandled IQs.
+        """
+        try:
+            self._report(stanza.xml, stanza)
+        except Exception:  # never break the stream because of the harness
+            log.exception("report failed")
+        return stanza
+
+    def _report(self, el, stanza):
+        tag = el.tag
+        if tag == q(STREAM_NS, "features"):
+            self.last_features = [c.tag for c in el]
+            mechs = el.find(q("urn:ietf:params:xml:ns:xmpp-sasl", "mechanisms"))
+            if mechs is not None:
+                self.mechs_offered = sorted(
+                    (m.text or "").strip()
+                    for m in mechs.findall(q("urn:ietf:params:xml:ns:xmpp-sasl", "mechanism")))
+        elif tag == q(STREAM_NS, "error"):
+            cond, text, other = None, None, None
+            for c in el:
+                local = c.tag.split("}", 1)[-1]
+                if local == "text":
+                    text = c.text or ""
+                elif cond is None:
+                    cond = local
+                    if local == "see-other-host":
+                        other = c.text
+            emit({"event": "stream_error", "condition": cond, "text": text,
+                  "see_other_host": other, "xml": str(stanza)})
+        elif tag == q(CLIENT_NS, "message"):
+            delay = el.find(q(DELAY_NS, "delay"))
+            emit({
+                "event": "message",
+                "from": el.get("from"),
+                "to": el.get("to"),
+                "type": el.get("type", "normal"),
+                "id": el.get("id"),
+                "body": child_text(el, CLIENT_NS, "body"),
+                "subject": child_text(el, CLIENT_NS, "subject"),
+                "thread": child_text(el, CLIENT_NS, "thread"),
+                "delay": delay.get("stamp") if delay is not None else None,
+                "delay_from": delay.get("from") if delay is not None else None,
+                "error": parse_error(el),
+                "xml": str(stanza),
+            })
+        elif tag == q(CLIENT_NS, "presence"):
+            prio = child_text(el, CLIENT_NS, "priority")
+            try:
+                prio = int(prio) if prio is not None else None
+            except ValueError:
+                pass  # report what the server sent
+            delay = el.find(q(DELAY_NS, "delay"))
+            emit({
+                "event": "presence",
+                "from": el.get("from"),
+                "to": el.get("to"),
+                "type": el.get("type", "available"),
+                "show": child_text(el, CLIENT_NS, "show"),
+                "status": child_text(el, CLIENT_NS, "status"),
+                "priority": prio,
+                "id": el.get("id"),
+                "delay": delay.get("stamp") if delay is not None else None,
+                "error": parse_error(el),
+                "xml": str(stanza),
+            })
+        elif tag == q(CLIENT_NS, "iq") and el.get("type") in ("get", "set"):
+            query = el.find(q(ROSTER_NS, "query"))
+            frm = el.get("from")
+            # RFC 6121 section 2.1.6: only pushes from the server (no from, or
+            # our bare JID) are roster pushes; slixmpp rejects the others.
+            if el.get("type") == "set" and query is not None and (
+                    not frm or slixmpp.JID(frm).bare == self.boundjid.bare):
+                emit({"event": "roster_push", "from": frm, "id": el.get("id"),
+                      "ver": query.get("ver"), "items": roster_items(query),
+                      "xml": str(stanza)})
+            else:
+                emit({"event": "iq", "from": frm, "to": el.get("to"),
+                      "type": el.get("type"), "id": el.get("id"), "xml": str(stanza)})
+
+    # --- commands ---------------------------------------------------------
+
+    async def run_command(self, cmd):
+        cid = cmd.get("id")
+        try:
+            name = cmd.get("cmd")
+            fn = COMMANDS.get(name)
+            if fn is None:
+                raise DriverError("unknown-command", "unknown command %r" % (name,))
+            if name == "disconnect":
+                await self.ready  # keep the order of the commands before it
+            elif name != "wait":
+                if not await self.ready or self.ended:
+                    raise DriverError("not-connected", "no session")
+            data = await fn(self, cmd)
+            emit({"event": "result", "id": cid, "ok": True, "data": data})
+        except StanzaFailure as e:
+            emit({"event": "result", "id": cid, "ok": False, "error": e.error, "data": e.data})
+        except DriverError as e:
+            emit({"event": "result", "id": cid, "ok": False,
+                  "error": {"type": "driver", "condition": e.condition, "text": e.text}})
+        except Exception as e:
+            log.exception("command %r failed", cmd)
+            emit({"event": "result", "id": cid, "ok": False,
+                  "error": {"type": "driver", "condition": "internal-error", "text": repr(e)}})
+
+    async def iq(self, itype, to, payload):
+        """Send an IQ with one payload element and return the reply element.
+
+        Raises StanzaFailure for type="error" replies and DriverError on
+        timeout, so every IQ command fails the same way.
+        """
+        iq = self.Iq()
+        iq["type"] = itype
+        if to:
+            iq["to"] = to
+        if payload is not None:
+            iq.append(payload)
+        return await self.send_iq(iq)
+
+    async def send_iq(self, iq):
+        try:
+            reply = await iq.send(timeout=self.args.iq_timeout)
+        except IqError as e:
+            raise StanzaFailure(parse_error(e.iq.xml) or {"type": None, "condition": None, "text": None},
+                                {"xml": str(e.iq)})
+        except IqTimeout:
+            raise DriverError("timeout", "no reply within %gs" % self.args.iq_timeout)
+        return reply
+
+
+def need(cmd, key):
+    v = cmd.get(key)
+    if v is None or v == "":
+        raise DriverError("bad-request", "missing %r" % key)
+    return v
+
+
+def append_extra(stanza, extra):
+    if not extra:
+        return
+    if isinstance(extra, str):
+        extra = [extra]
+    for frag in extra:
+        for el in parse_fragment(frag):
+            stanza.append(el)
+
+
+async def cmd_send(d, cmd):
+    msg = d.make_message(mto=need(cmd, "to"), mbody=cmd.get("body"),
+                         msubject=cmd.get("subject"), mtype=cmd.get("type", "chat"))
+    if cmd.get("thread"):
+        msg["thread"] = cmd["thread"]
+    if cmd.get("stanza_id"):
+        msg["id"] = cmd["stanza_id"]
+    elif not msg["id"]:
+        msg["id"] = d.new_id()
+    append_extra(msg, cmd.get("extra"))
+    msg.send()
+    return {"id": msg["id"]}
+
+
+async def cmd_presence(d, cmd):
+    ptype = cmd.get("type")
+    if ptype == "available":
+        ptype = None
+    pres = d.make_presence(pshow=cmd.get("show"), pstatus=cmd.get("status"),
+                           ppriority=cmd.get("priority"), pto=cmd.get("to"))
+    if ptype:
+        pres["type"] = ptype
+    if cmd.get("stanza_id"):
+        pres["id"] = cmd["stanza_id"]
+    append_extra(pres, cmd.get("extra"))
+    pres.send()
+    return {"id": pres["id"] or None}
+
+
+async def cmd_roster_get(d, cmd):
+    query = ET.Element(q(ROSTER_NS, "query"))
+    if cmd.get("ver") is not None:
+        query.set("ver", cmd["ver"])  # RFC 6121 section 2.6.2
+    reply = await d.iq("get", None, query)
+    got = reply.xml.find(q(ROSTER_NS, "query"))
+    if got is None:
+        # RFC 6121 section 2.6.3: unchanged roster, empty result.
+        return {"ver": None, "items": None, "unchanged": True}
+    return {"ver": got.get("ver"), "items": roster_items(got), "unchanged": False}
+
+
+async def cmd_roster_set(d, cmd):
+    query = ET.Element(q(ROSTER_NS, "query"))
+    item = ET.SubElement(query, q(ROSTER_NS, "item"), {"jid": need(cmd, "jid")})
+    if cmd.get("name") is not None:
+        item.set("name", cmd["name"])
+    for g in cmd.get("groups") or []:
+        ET.SubElement(item, q(ROSTER_NS, "group")).text = g
+    await d.iq("set", None, query)
+    return None
+
+
+async def cmd_roster_remove(d, cmd):
+    query = ET.Element(q(ROSTER_NS, "query"))
+    ET.SubElement(query, q(ROSTER_NS, "item"), {"jid": need(cmd, "jid"), "subscription": "remove"})
+    await d.iq("set", None, query)
+    return None
+
+
+async def cmd_disco_info(d, cmd):
+    query = ET.Element(q(DISCO_INFO_NS, "query"))
+    if cmd.get("node"):
+        query.set("node", cmd["node"])
+    reply = await d.iq("get", need(cmd, "jid"), query)
+    got = reply.xml.find(q(DISCO_INFO_NS, "query"))
+    identities, features = [], []
+    if got is not None:
+        for i in got.findall(q(DISCO_INFO_NS, "identity")):
+            identities.append({"category": i.get("category"), "type": i.get("type"),
+                               "name": i.get("name"),
+                               "lang": i.get("{http://www.w3.org/XML/1998/namespace}lang")})
+        features = [f.get("var") for f in got.findall(q(DISCO_INFO_NS, "feature"))]
+    return {"identities": identities, "features": features, "xml": str(reply)}
+
+
+async def cmd_disco_items(d, cmd):
+    query = ET.Element(q(DISCO_ITEMS_NS, "query"))
+    if cmd.get("node"):
+        query.set("node", cmd["node"])
+    reply = await d.iq("get", need(cmd, "jid"), query)
+    got = reply.xml.find(q(DISCO_ITEMS_NS, "query"))
+    items = []
+    if got is not None:
+        for i in got.findall(q(DISCO_ITEMS_NS, "item")):
+            items.append({"jid": i.get("jid"), "node": i.get("node"), "name": i.get("name")})
+    return {"items": items, "xml": str(reply)}
+
+
+async def cmd_ping(d, cmd):
+    start = time.monotonic()
+    await d.iq("get", need(cmd, "jid"), ET.Element(q("urn:xmpp:ping", "ping")))
+    return {"rtt": time.monotonic() - start}
+
+
+async def cmd_version(d, cmd):
+    reply = await d.iq("get", need(cmd, "jid"), ET.Element(q("jabber:iq:version", "query")))
+    got = reply.xml.find(q("jabber:iq:version", "query"))
+    if got is None:
+        return {"name": None, "version": None, "os": None, "xml": str(reply)}
+    return {"name": child_text(got, "jabber:iq:version", "name"),
+            "version": child_text(got, "jabber:iq:version", "version"),
+            "os": child_text(got, "jabber:iq:version", "os"),
+            "xml": str(reply)}
+
+
+async def cmd_time(d, cmd):
+    reply = await d.iq("get", need(cmd, "jid"), ET.Element(q("urn:xmpp:time", "time")))
+    got = reply.xml.find(q("urn:xmpp:time", "time"))
+    if got is None:
+        return {"tzo": None, "utc": None, "xml": str(reply)}
+    return {"tzo": child_text(got, "urn:xmpp:time", "tzo"),
+            "utc": child_text(got, "urn:xmpp:time", "utc"),
+            "xml": str(reply)}
+
+
+async def cmd_raw_iq(d, cmd):
+    els = parse_fragment(need(cmd, "xml"))
+    if len(els) != 1 or els[0].tag != q(CLIENT_NS, "iq"):
+        raise DriverError("bad-request", "raw_iq needs exactly one <iq/> element")
+    el = els[0]
+    if el.get("type") not in ("get", "set"):
+        raise DriverError("bad-request", "raw_iq needs type get or set")
+    iq = d.Iq(xml=el)
+    if not el.get("id"):
+        iq["id"] = d.new_id()
+    reply = await d.send_iq(iq)
+    return {"xml": str(reply)}
+
+
+async def cmd_send_raw(d, cmd):
+    d.send_raw(need(cmd, "xml"))
+    return None
+
+
+async def cmd_disconnect(d, cmd):
+    # Answer first: the disconnected event must be the last line.
+    asyncio.get_event_loop().call_soon(d.finish, "disconnect command")
+    return None
+
+
+async def cmd_wait(d, cmd):
+    await asyncio.sleep(float(cmd.get("seconds", 0)))
+    return None
+
+
+COMMANDS = {
+    "send": cmd_send,
+    "presence": cmd_presence,
+    "roster_get": cmd_roster_get,
+    "roster_set": cmd_roster_set,
+    "roster_remove": cmd_roster_remove,
+    "disco_info": cmd_disco_info,
+    "disco_items": cmd_disco_items,
+    "ping": cmd_ping,
+    "version": cmd_version,
+    "time": cmd_time,
+    "raw_iq": cmd_raw_iq,
+    "send_raw": cmd_send_raw,
+    "disconnect": cmd_disconnect,
+    "wait": cmd_wait,
+}
+
+
+def read_stdin(loop, on_line):
+    """Feed stdin lines to the loop from a thread.
+
+    A thread works for pipes, files and terminals alike and has no line-length
+    limit, unlike asyncio's StreamReader. None marks EOF.
+    """
+    for raw in iter(sys.stdin.buffer.readline, b""):
+        loop.call_soon_threadsafe(on_line, raw.decode("utf-8", "replace"))
+    loop.call_soon_threadsafe(on_line, None)
+
+
+async def amain(args):
+    loop = asyncio.get_event_loop()
+    d = Driver(args)
+    tasks = set()
+
+    def on_line(line):
+        if line is None:
+            d.finish("stdin closed")
+            return
+        line = line.strip()
+        if not line:
+            return
+        try:
+            cmd = json.loads(line)
+            if not isinstance(cmd, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            emit({"event": "result", "id": None, "ok": False,
+                  "error": {"type": "driver", "condition": "bad-request", "text": "bad JSON: %s" % e}})
+            return
+        t = loop.create_task(d.run_command(cmd))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+    threading.Thread(target=read_stdin, args=(loop, on_line), daemon=True).start()
+    d.start()
+    await d.finished
+    # Let results already computed reach stdout before the process exits.
+    await asyncio.sleep(0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jid", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=5222)
+    ap.add_argument("--mech", choices=["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"],
+                    help="authenticate with exactly this SASL mechanism")
+    ap.add_argument("--direct-tls", action="store_true", help="XEP-0368 TLS on connect instead of STARTTLS")
+    ap.add_argument("--no-verify", action="store_true", help="accept any server certificate")
+    ap.add_argument("--ca", help="PEM file of CAs to verify the server certificate with")
+    ap.add_argument("--resource")
+    ap.add_argument("--iq-timeout", type=float, default=10.0)
+    ap.add_argument("--session-timeout", type=float, default=20.0,
+                    help="give up when no session has started after this many seconds")
+    ap.add_argument("--debug", action="store_true", help="log XML traffic to stderr")
+    args = ap.parse_args()
+
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        stream=sys.stderr,
+                        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    code = 0
+    try:
+        asyncio.run(amain(args))
+    except Exception:
+        log.exception("driver crashed")
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The stdin thread may still be blocked in read(); do not wait for it.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
