@@ -131,7 +131,11 @@ func (s *Store) SetLastActivity(user string, t time.Time, status string) error {
 	}
 	v := make([]byte, 0, 1+timeLen+len(status))
 	v = append(appendTime(append(v, encV1), t), status...)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Batch: a mass disconnect (network outage, restart of a proxy) writes
+	// thousands of these at once; they share fsyncs instead of queueing
+	// one by one behind the writer lock. The function is idempotent, as
+	// Batch requires.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		ub, err := createUserBucket(tx, user)
 		if err != nil {
 			return err
