@@ -62,6 +62,9 @@ type SlixOptions struct {
 	NoVerify  bool   // accept any certificate (self-signed test certs)
 	CAFile    string // verify the server certificate against this PEM file
 	Resource  string
+	// Plugins are extra slixmpp plugins loaded before connecting, for
+	// features negotiated with the stream ("xep_0198", "xep_0352").
+	Plugins []string
 }
 
 // Event is one JSON line from the driver; values have encoding/json's
@@ -162,6 +165,9 @@ func StartSlix(t *testing.T, opts SlixOptions) *Slix {
 	}
 	if opts.CAFile != "" {
 		args = append(args, "--ca", opts.CAFile)
+	}
+	for _, p := range opts.Plugins {
+		args = append(args, "--plugin", p)
 	}
 	if opts.Resource != "" {
 		args = append(args, "--resource", opts.Resource)

@@ -17,6 +17,9 @@ import (
 
 var errTooManyFiles = syscall.EMFILE
 
+// preAuthStanzaBytes bounds stanzas before SASL success.
+const preAuthStanzaBytes = 16 << 10
+
 type streamState uint8
 
 const (
@@ -39,8 +42,8 @@ type conn struct {
 	state      streamState
 	secure     bool
 	authed     bool
-	headerSent bool
-	streamID   string
+	headerSent bool   // guarded by wmu (see appendHeader)
+	streamID   string // guarded by wmu
 	lang       string
 
 	user     string // normalized localpart after SASL
@@ -80,7 +83,19 @@ type conn struct {
 	bareTo     []byte // " to='<bare JID>'" for presence fan-out
 	directed   map[string]struct{}
 
-	closeOnce sync.Once
+	// Session features that outlive a connection when XEP-0198 resumes the
+	// session (sm.go, csi.go, carbons.go). sm and csi are guarded by wmu
+	// (every send consults them); the reader serving the session also reads
+	// sm without the lock, as only it sets the field.
+	sm          *smState
+	csi         *csiState
+	hold        bool        // guarded by wmu: queue through csiHold (inactive or parked)
+	noResume    bool        // guarded by wmu: the stream ended on purpose (closing tag, stream error)
+	carbons     atomic.Bool // XEP-0280 enabled
+	offlineSent uint64      // highest offline Seq queued under SM (reader goroutine)
+	// resumedInto is set when a XEP-0198 resumption moved this connection
+	// into an earlier session; the reader then serves that session.
+	resumedInto *conn
 }
 
 func newConn(s *Server, nc net.Conn, ip string, directTLS bool) *conn {
@@ -113,7 +128,9 @@ func (c *conn) serve() {
 		c.nc = tc
 		c.secure = true
 	}
-	c.p = wire.NewParser(&connReader{c: c}, wire.Limits{MaxStanzaBytes: s.MaxStanzaBytes})
+	// Before authentication nobody needs big stanzas (SASL exchanges are
+	// small), so a stranger gets a small limit; see authSucceeded.
+	c.p = wire.NewParser(&connReader{c: c}, wire.Limits{MaxStanzaBytes: min(s.MaxStanzaBytes, preAuthStanzaBytes)})
 	for {
 		kind, el, err := c.p.Next()
 		if err != nil {
@@ -147,6 +164,11 @@ func (c *conn) serve() {
 			if !c.handleElement(el) {
 				return
 			}
+			if o := c.resumedInto; o != nil {
+				// XEP-0198 §5: from now on this connection serves the
+				// resumed session; cleanup (deferred above) follows c.
+				c = o
+			}
 		}
 	}
 }
@@ -159,6 +181,11 @@ func (c *conn) readError(err error) {
 		c.streamError(streamCondition(we.Condition), we.Text)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.state == stBound && c.smResumable() {
+			// A silent link is the case resumption exists for: park the
+			// session (XEP-0198 §5) instead of ending it with an error.
+			return
+		}
 		if c.state != stBound {
 			c.streamError(errConnectionTimeout, "negotiation took too long")
 		} else {
@@ -179,6 +206,9 @@ type connReader struct {
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
+	if o := r.c.resumedInto; o != nil {
+		r.c = o // the transport now serves a resumed session (adopt)
+	}
 	c := r.c
 	s := c.srv
 	for {
@@ -233,11 +263,56 @@ func (r *connReader) throttle(n int) {
 // back, so a stanza shared by many recipients is encoded once and only a
 // small per-recipient piece (such as the to attribute) differs. It reports
 // false when the session is closing.
-func (c *conn) send(parts ...[]byte) bool {
+//
+// Once the stream is bound, one call is exactly one stanza: XEP-0198 counts
+// calls, and XEP-0352 holds back or merges whole calls. Stream-level
+// elements use sendNonza.
+func (c *conn) send(parts ...[]byte) bool { return c.enqueue(parts, 0) }
+
+// enqueue is send for one stanza; seq is the offline-store sequence of a
+// stored message being delivered (0 otherwise), acked by XEP-0198.
+func (c *conn) enqueue(parts [][]byte, seq uint64) bool {
 	c.wmu.Lock()
-	if c.wclosed {
+	if c.hold {
+		held, act := c.csiHold(parts, seq)
+		if held {
+			c.wmu.Unlock()
+			c.doAction(act)
+			return true
+		}
+		// csiHold flushed what it held; this stanza follows them.
+		ok, act2 := c.queueLocked(parts, seq)
 		c.wmu.Unlock()
-		return false
+		c.doAction(act | act2)
+		return ok
+	}
+	ok, act := c.queueLocked(parts, seq)
+	c.wmu.Unlock()
+	if act != 0 {
+		c.doAction(act)
+	}
+	return ok
+}
+
+// connAction is work queueLocked decided on but that must run after wmu is
+// released.
+type connAction uint8
+
+const (
+	actSlow       connAction = 1 << iota // slow consumer: close the socket
+	actSMOverflow                        // XEP-0198 queue over its bound
+)
+
+// queueLocked queues one stanza for writing. With stream management it is
+// also kept until acked, and it is accepted (true) until the session ends,
+// even while no connection serves it.
+func (c *conn) queueLocked(parts [][]byte, seq uint64) (bool, connAction) {
+	managed, write, act := c.smQueueLocked(parts, seq)
+	if managed && !write {
+		return true, act
+	}
+	if !managed && c.wclosed {
+		return false, 0
 	}
 	for _, p := range parts {
 		if len(p) == 0 {
@@ -246,20 +321,39 @@ func (c *conn) send(parts ...[]byte) bool {
 		c.wq = append(c.wq, p)
 		c.wqBytes += len(p)
 	}
+	if managed {
+		c.smRequestLocked()
+	}
 	if c.wqBytes > c.srv.OutQueueBytes {
 		// Slow consumer: never buffer without bound (nats-server's rule).
+		// With stream management the stanzas stay in its queue for a
+		// resumption or offline storage.
 		c.wclosed = true
 		c.wq = nil
 		c.wqBytes = 0
-		c.wmu.Unlock()
+		return managed, act | actSlow
+	}
+	c.startFlushLocked()
+	return true, act
+}
+
+// doAction runs what queueLocked decided, without wmu held.
+func (c *conn) doAction(act connAction) {
+	if act&actSlow != 0 {
 		c.srv.metrics.slowConsumers.Add(1)
 		c.srv.Logger.Warn("slow consumer disconnected", "jid", c.fullJID, "remote", c.ip)
 		c.close()
-		return false
 	}
-	c.startFlushLocked()
-	c.wmu.Unlock()
-	return true
+	if act&actSMOverflow != 0 {
+		c.wmu.Lock()
+		parked := c.parkedLocked()
+		c.wmu.Unlock()
+		if parked {
+			c.smEnd(true)
+		} else {
+			c.streamError(errResourceConstraint, "too many unacknowledged stanzas")
+		}
+	}
 }
 
 // closing reports whether the stream is finished on our side: a stream
@@ -289,22 +383,29 @@ func (c *conn) flush() {
 			writeBufPool.Put(bp)
 		}
 	}()
+	// After the flusher clears flushing, XEP-0198 may hand the conn to a new
+	// transport (adopt): what it does after that uses only the transport it
+	// wrote to, never c.nc.
+	var nc net.Conn
 	for {
 		c.wmu.Lock()
 		if len(c.wq) == 0 {
 			c.flushing = false
 			closeAfter := c.closeErr
+			if nc == nil {
+				nc = c.nc
+			}
 			c.wcond.Broadcast()
 			c.wmu.Unlock()
 			if closeAfter {
-				c.halfClose()
+				halfClose(nc)
 			}
 			return
 		}
 		q := c.wq
 		c.wq = nil
 		c.wqBytes = 0
-		nc := c.nc
+		nc = c.nc
 		c.wmu.Unlock()
 
 		buf := (*bp)[:0]
@@ -324,7 +425,7 @@ func (c *conn) flush() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				c.srv.metrics.slowConsumers.Add(1)
 			}
-			c.close()
+			nc.Close()
 			return
 		}
 		c.srv.metrics.bytesOut.Add(int64(len(buf)))
@@ -350,32 +451,33 @@ func (c *conn) swapConn(nc net.Conn) {
 
 // halfClose ends our side after a stream error or close was flushed and
 // gives the client a moment to read it before the reader's cleanup closes.
-func (c *conn) halfClose() {
-	c.wmu.Lock()
-	nc := c.nc
-	c.wmu.Unlock()
+func halfClose(nc net.Conn) {
 	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
 	nc.SetReadDeadline(time.Now().Add(time.Second))
 }
 
+// close closes the current transport; closing twice is harmless.
 func (c *conn) close() {
-	c.closeOnce.Do(func() {
-		c.wmu.Lock()
-		c.wclosed = true
-		nc := c.nc
-		c.wmu.Unlock()
-		nc.Close()
-	})
+	c.wmu.Lock()
+	c.wclosed = true
+	nc := c.nc
+	c.wmu.Unlock()
+	nc.Close()
 }
 
 // cleanup runs once when the reader exits: the session leaves the registry
-// (broadcasting unavailable presence) and the socket closes.
+// (broadcasting unavailable presence) and the socket closes. A session with
+// XEP-0198 resumption may instead outlive its connection (smDetach); its
+// unacked messages go to offline storage when it ends (smRelease).
 func (c *conn) cleanup() {
-	if c.state == stBound {
+	if c.state == stBound && !c.smDetach() {
+		c.smStoreUnacked()
 		c.unbindSession()
+		c.smRelease()
 	}
+	defer c.smReaderDone()
 	if c.sasl != nil {
 		c.sasl = nil
 	}
@@ -394,6 +496,7 @@ func (c *conn) cleanup() {
 // closeStream answers the client's </stream:stream> with ours.
 func (c *conn) closeStream() {
 	c.wmu.Lock()
+	c.noResume = true // a clean close ends the session (XEP-0198 §7)
 	if c.wclosed {
 		c.wmu.Unlock()
 		return

@@ -50,6 +50,27 @@ const (
 // connection closes once they are written (RFC 6120 §4.9.1.1). If our
 // stream header was not sent yet it is sent first (§4.9.1.2).
 func (c *conn) streamError(cond streamCondition, text string) {
+	c.streamErrorApp(cond, text, "")
+}
+
+// streamErrorApp is streamError with an application-specific condition
+// element (RFC 6120 §4.9.4), e.g. XEP-0198's <handled-count-too-high/>.
+func (c *conn) streamErrorApp(cond streamCondition, text, app string) {
+	// Other goroutines call this too (Shutdown, a conflicting bind): the
+	// header state is read under wmu.
+	c.wmu.Lock()
+	// An ended stream is not resumed (XEP-0198 §5); a parked session has no
+	// stream to write to, so it just ends.
+	c.noResume = true
+	if c.parkedLocked() {
+		c.wmu.Unlock()
+		c.smEnd(true)
+		return
+	}
+	defer c.wmu.Unlock()
+	if c.wclosed {
+		return
+	}
 	b := make([]byte, 0, 256)
 	if !c.headerSent {
 		b = c.appendHeader(b)
@@ -62,17 +83,12 @@ func (c *conn) streamError(cond streamCondition, text string) {
 		b = wire.AppendEscaped(b, text)
 		b = append(b, "</text>"...)
 	}
+	b = append(b, app...)
 	b = append(b, "</stream:error></stream:stream>"...)
-	c.wmu.Lock()
-	if c.wclosed {
-		c.wmu.Unlock()
-		return
-	}
 	c.wq = append(c.wq, b)
 	c.wclosed = true
 	c.closeErr = true
 	c.startFlushLocked()
-	c.wmu.Unlock()
 }
 
 // stanzaError describes an RFC 6120 §8.3 error.

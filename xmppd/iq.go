@@ -48,6 +48,9 @@ func (c *conn) handleIQ(el *wire.Element) {
 		c.bounce(el, to, errJIDMalformed)
 		return
 	}
+	if c.blockedStanza(el, a) {
+		return
+	}
 	switch a.kind {
 	case addrRemote:
 		if h := s.components[a.domain]; h != nil {
@@ -149,12 +152,12 @@ func discoInfoServer(c *conn, el, q *wire.Element) {
 		c.bounce(el, "", errNotAllowed)
 		return
 	}
-	if q.Attr("node") != "" {
+	if n := q.Attr("node"); n != "" && n != c.srv.feat.capsNode {
 		c.bounce(el, "", errItemNotFound)
 		return
 	}
 	r, rq := queryResult(el, nsDiscoInfo)
-	rq.Add(elem(nsDiscoInfo, "identity", "category", "server", "type", "im", "name", "ownChat"))
+	rq.Add(elem(nsDiscoInfo, "identity", "category", serverIdentity.Category, "type", serverIdentity.Type, "name", serverIdentity.Name))
 	feats := append([]string(nil), c.srv.serverFeatures...)
 	sort.Strings(feats)
 	for _, f := range feats {

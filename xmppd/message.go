@@ -21,10 +21,14 @@ func (c *conn) handleMessage(el *wire.Element) {
 		c.bounce(el, to, errJIDMalformed)
 		return
 	}
+	if c.blockedStanza(el, a) {
+		return
+	}
 	typ := el.Attr("type")
 	switch a.kind {
 	case addrRemote:
 		if h := s.components[a.domain]; h != nil {
+			c.sentCarbons(el, "") // before the component may change el
 			h.RouteStanza(el)
 			return
 		}
@@ -43,13 +47,14 @@ func (c *conn) handleMessage(el *wire.Element) {
 		c.bounce(el, a.bare, errServiceUnavailable)
 		return
 	}
+	c.sentCarbons(el, a.user)
 	b := el.AppendXML(make([]byte, 0, 512), nsClient)
 	if a.kind == addrLocalFull {
-		if target != nil {
-			deliver(target, b)
+		if target != nil && deliver(target, b) {
+			s.receivedCarbons(a.user, c.user, el, s.router.sessionsOf(a.user), target, 0)
 			return
 		}
-		// §8.5.3.2.1: resource gone.
+		// §8.5.3.2.1: resource gone (or going: its queue took nothing more).
 		switch typ {
 		case "groupchat":
 			c.bounce(el, to, errServiceUnavailable)
@@ -82,15 +87,24 @@ func (s *Server) deliverToBare(user string, el *wire.Element, b []byte, from *co
 		r.pmu.Unlock()
 	}
 	if best >= 0 {
+		n := 0
 		for _, r := range sessions {
 			r.pmu.Lock()
 			ok := r.available && (r.priority == best || (typ == "headline" && r.priority >= 0))
 			r.pmu.Unlock()
-			if ok {
-				deliver(r, b)
+			if ok && deliver(r, b) {
+				n++
 			}
 		}
-		return
+		if n > 0 {
+			fromUser := ""
+			if from != nil {
+				fromUser = from.user
+			}
+			s.receivedCarbons(user, fromUser, el, sessions, nil, best)
+			return
+		}
+		// Every chosen session was going away: store rather than drop.
 	}
 	switch typ {
 	case "headline", "error":
@@ -135,10 +149,17 @@ func storable(el *wire.Element) bool {
 // storeOffline adds an XEP-0203 delay and persists the message durably
 // (fsync) before the sender's stanza is considered handled.
 func (s *Server) storeOffline(user string, el *wire.Element) error {
+	return s.storeOfflineAt(user, el, time.Now())
+}
+
+// storeOfflineAt is storeOffline with the time the delivery failed, for
+// stanzas that waited unacknowledged in a XEP-0198 queue (XEP-0198 §4:
+// "with the original (failed) delivery timestamp").
+func (s *Server) storeOfflineAt(user string, el *wire.Element, at time.Time) error {
 	if s.DisableOfflineStore {
 		return errors.New("xmppd: offline storage disabled")
 	}
-	now := time.Now().UTC()
+	now := at.UTC()
 	m := el.Copy()
 	if m.Child(nsDelay, "delay") == nil {
 		m.Add(elem(nsDelay, "delay", "from", s.Domain, "stamp", now.Format("2006-01-02T15:04:05.000Z")))
@@ -165,13 +186,32 @@ func (c *conn) deliverOffline() {
 	if len(msgs) == 0 {
 		return
 	}
+	if c.sm != nil {
+		// XEP-0198: the messages stay stored until the client acknowledges
+		// them (deleteAcked); a connection lost before that loses nothing.
+		// offlineSent keeps a second initial presence from sending them
+		// twice on this session.
+		n := 0
+		for _, m := range msgs {
+			if m.Seq <= c.offlineSent {
+				continue
+			}
+			if !c.enqueue([][]byte{m.Stanza}, m.Seq) {
+				break
+			}
+			c.offlineSent = m.Seq
+			n++
+		}
+		s.metrics.stanzasOut.Add(int64(n))
+		s.metrics.offlineDelivered.Add(int64(n))
+		return
+	}
 	for _, m := range msgs {
 		if !deliver(c, m.Stanza) {
 			return
 		}
 	}
 	// Deleted only once they are queued to a live session.
-	// TODO(issue 3): with stream management, delete on <a/> instead.
 	if err := s.Store.DeleteOffline(c.user, msgs[len(msgs)-1].Seq); err != nil {
 		s.Logger.Error("deleting offline messages", "user", c.user, "err", err)
 	}

@@ -20,6 +20,9 @@ func randomID(n int) string {
 	return idEncoding.EncodeToString(b)
 }
 
+// appendHeader appends our stream header. Call it with c.wmu held: the
+// header state (headerSent, streamID) is shared with streamError, which
+// other goroutines call (Shutdown, a conflicting bind).
 func (c *conn) appendHeader(b []byte) []byte {
 	if c.streamID == "" {
 		c.streamID = randomID(10)
@@ -36,7 +39,9 @@ func (c *conn) appendHeader(b []byte) []byte {
 // handleStreamStart checks the client's stream header (RFC 6120 §4.7, §4.8)
 // and answers with our header and the features of the current stage.
 func (c *conn) handleStreamStart(el *wire.Element) bool {
+	c.wmu.Lock()
 	c.streamID = randomID(10)
+	c.wmu.Unlock()
 	if el.Local != "stream" || el.Space != nsStream {
 		c.streamError(errInvalidNamespace, "")
 		return false
@@ -58,11 +63,33 @@ func (c *conn) handleStreamStart(el *wire.Element) bool {
 		return false
 	}
 	c.lang = el.Attr("xml:lang")
-	b := c.appendHeader(make([]byte, 0, 512))
-	b = c.appendFeatures(b)
-	c.send(b)
+	c.sendHeader(c.appendFeatures(make([]byte, 0, 512)))
 	c.state = stNegotiating
 	return true
+}
+
+// sendHeader queues our stream header followed by features. Deciding and
+// queueing under one lock means a concurrent streamError can neither come
+// without a header nor bring a second one.
+func (c *conn) sendHeader(features []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed {
+		return
+	}
+	b := c.appendHeader(make([]byte, 0, 256+len(features)))
+	b = append(b, features...)
+	c.wq = append(c.wq, b)
+	c.wqBytes += len(b)
+	c.startFlushLocked()
+}
+
+// restartStream forgets our header so the next one is sent (RFC 6120
+// §4.3.3); headerSent is shared with streamError.
+func (c *conn) restartStream() {
+	c.wmu.Lock()
+	c.headerSent = false
+	c.wmu.Unlock()
 }
 
 func (c *conn) tlsRequired() bool { return !c.secure && !c.srv.AllowPlaintext }
@@ -115,6 +142,8 @@ func (c *conn) handleElement(el *wire.Element) bool {
 		return c.handleSASL(el)
 	case c.authed && el.Space == nsClient && el.Local == "iq":
 		return c.handleBindIQ(el)
+	case c.authed && el.Space == nsSM:
+		return c.handleSMUnbound(el) // XEP-0198 §5: resumption instead of binding
 	}
 	// RFC 6120 §6.4.8 / §7.2: nothing else is processed before auth and bind.
 	c.streamError(errNotAuthorized, "authenticate and bind a resource first")
@@ -142,7 +171,7 @@ func (c *conn) handleStartTLS() bool {
 	}
 	c.swapConn(tc)
 	c.secure = true
-	c.headerSent = false
+	c.restartStream()
 	c.state = stWaitHeader
 	c.p.Reset(&connReader{c: c})
 	return true

@@ -29,9 +29,15 @@ func (c *conn) handlePresence(el *wire.Element) {
 		c.bounce(el, to, errJIDMalformed)
 		return
 	}
+	if c.blockedStanza(el, a) {
+		return
+	}
 	switch a.kind {
 	case addrRemote:
 		if h := c.srv.components[a.domain]; h != nil {
+			if typ == "" || typ == "unavailable" {
+				c.trackDirected(to, typ == "unavailable")
+			}
 			h.RouteStanza(el)
 			return
 		}
@@ -74,19 +80,27 @@ func (c *conn) handlePresence(el *wire.Element) {
 			}
 		}
 		if e, ok := c.srv.rosterEntry(c.user, a.bare); !ok || !e.subFrom() {
-			c.pmu.Lock()
-			if typ == "unavailable" {
-				delete(c.directed, to)
-			} else {
-				if c.directed == nil {
-					c.directed = make(map[string]struct{})
-				}
-				if len(c.directed) < 1000 {
-					c.directed[to] = struct{}{}
-				}
-			}
-			c.pmu.Unlock()
+			c.trackDirected(to, typ == "unavailable")
 		}
+	}
+}
+
+// trackDirected remembers where directed presence went, so that those
+// entities get unavailable presence when the session ends (RFC 6121
+// §4.6.3). Joined rooms are such entities: that is how a room learns that
+// an occupant's session is gone.
+func (c *conn) trackDirected(to string, unavailable bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if unavailable {
+		delete(c.directed, to)
+		return
+	}
+	if c.directed == nil {
+		c.directed = make(map[string]struct{})
+	}
+	if len(c.directed) < 1000 {
+		c.directed[to] = struct{}{}
 	}
 }
 
@@ -175,6 +189,7 @@ func (c *conn) goAvailable(el *wire.Element) {
 	prio := parsePriority(el)
 	c.pmu.Lock()
 	initial := !c.available
+	wasNegative := c.priority < 0
 	c.available = true
 	c.priority = prio
 	c.presence = b
@@ -192,7 +207,7 @@ func (c *conn) goAvailable(el *wire.Element) {
 		}
 		if u, ok := s.localUser(e.JID); ok {
 			for _, r := range s.router.sessionsOf(u) {
-				if r.isAvailable() {
+				if r.isAvailable() && !s.presenceBlocked(c, r) {
 					sendWithTo(r, b)
 				}
 			}
@@ -205,6 +220,11 @@ func (c *conn) goAvailable(el *wire.Element) {
 		}
 	}
 	if !initial {
+		if prio >= 0 && wasNegative {
+			// XEP-0160 §4: offline messages go to the first resource
+			// with a non-negative priority, also when one raises it.
+			c.deliverOffline()
+		}
 		return
 	}
 	// Probes (§4.3): local contacts answer at once with each available
@@ -218,7 +238,7 @@ func (c *conn) goAvailable(el *wire.Element) {
 				r.pmu.Lock()
 				p, avail := r.presence, r.available
 				r.pmu.Unlock()
-				if avail && p != nil {
+				if avail && p != nil && !s.presenceBlocked(r, c) {
 					sendWithTo(c, p)
 				}
 			}
@@ -238,7 +258,7 @@ func (c *conn) goAvailable(el *wire.Element) {
 	}
 	// Subscription requests that arrived while offline (§3.1.3).
 	for _, e := range entries {
-		if e.PendingIn {
+		if e.PendingIn && !s.blockSetOf(c.user).matches(e.JID) {
 			c.send(pendingSubscribe(e, c.srv.Domain))
 		}
 	}
@@ -276,7 +296,14 @@ func (c *conn) goUnavailable(el *wire.Element) {
 		b = p.AppendXML(nil, nsClient)
 	}
 	for to := range directed {
-		if _, target, ok := s.resolve(to); ok && target != nil {
+		a, target, ok := s.resolve(to)
+		if ok && a.kind == addrRemote {
+			if h := s.components[a.domain]; h != nil {
+				h.RouteStanza(elem(nsClient, "presence", "from", c.fullJID, "to", to, "type", "unavailable"))
+			}
+			continue
+		}
+		if ok && target != nil {
 			deliver(target, b)
 		} else if ok {
 			if u, isLocal := s.localUser(to); isLocal {
@@ -291,10 +318,11 @@ func (c *conn) goUnavailable(el *wire.Element) {
 	if !wasAvailable {
 		return
 	}
+	s.noteLogout(c, el)
 	for _, e := range s.presenceAudience(c.user) {
 		if u, ok := s.localUser(e.JID); ok {
 			for _, r := range s.router.sessionsOf(u) {
-				if r.isAvailable() {
+				if r.isAvailable() && !s.presenceBlocked(c, r) {
 					sendWithTo(r, b)
 				}
 			}

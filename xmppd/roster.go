@@ -37,6 +37,12 @@ func (s *Server) roster(user string) ([]rosterEntry, string, error) {
 		return nil, "", fmt.Errorf("xmppd: roster of %s: %w", user, err)
 	}
 	colleagues := s.Directory.Colleagues(user)
+	if !sort.SliceIsSorted(colleagues, func(i, j int) bool { return colleagues[i].Username < colleagues[j].Username }) {
+		// The version hashes the colleagues in order: a directory that
+		// returns them in map order must not change it between requests.
+		colleagues = append([]Person(nil), colleagues...)
+		sort.Slice(colleagues, func(i, j int) bool { return colleagues[i].Username < colleagues[j].Username })
+	}
 	out := make([]rosterEntry, 0, len(items)+len(colleagues))
 	idx := make(map[string]int, len(colleagues))
 	h := fnv.New64a()
@@ -279,6 +285,12 @@ func (s *Server) pushRosterItem(user, contact string) {
 		s.Logger.Error("roster push", "user", user, "err", err)
 		return
 	}
+	s.pushFromRoster(user, contact, entries, ver)
+}
+
+// pushFromRoster is pushRosterItem with the roster already computed, for
+// callers pushing several contacts of one user.
+func (s *Server) pushFromRoster(user, contact string, entries []rosterEntry, ver string) {
 	q := elem(nsRoster, "query", "ver", ver)
 	found := false
 	for _, e := range entries {

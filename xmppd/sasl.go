@@ -166,6 +166,15 @@ func (c *conn) plainAuth(data []byte) bool {
 		}
 		return c.authFailed("not-authorized", "")
 	}
+	// A directory may accept other login names of the same person (AD's
+	// userPrincipalName, mail): the session belongs to the canonical name.
+	if r, ok := c.srv.Directory.(interface {
+		Resolve(login string) (string, bool)
+	}); ok {
+		if canonical, ok := r.Resolve(user); ok {
+			user = canonical
+		}
+	}
 	if _, ok := c.srv.Directory.Person(user); !ok {
 		return c.authFailed("not-authorized", "")
 	}
@@ -271,9 +280,9 @@ func (c *conn) authSucceeded(user, mech string, additional []byte) bool {
 	c.send(b)
 	// RFC 6120 §6.4.6: the stream restarts; discard parser state now, before
 	// any byte of the new header is read.
-	c.headerSent = false
+	c.restartStream()
 	c.state = stWaitHeader
-	c.p.Reset(&connReader{c: c})
+	c.p = wire.NewParser(&connReader{c: c}, wire.Limits{MaxStanzaBytes: c.srv.MaxStanzaBytes})
 	return true
 }
 

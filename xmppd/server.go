@@ -93,6 +93,25 @@ type Server struct {
 	DisableServerPings  bool          // tests only
 	DisableOfflineStore bool          // tests only
 
+	// ResumeTimeout is how long a XEP-0198 session whose connection was
+	// lost may be resumed; then its unacknowledged messages go to offline
+	// storage. Default 5m.
+	ResumeTimeout time.Duration
+	// MaxUnackedStanzas bounds a session's XEP-0198 queue (OutQueueBytes
+	// bounds its bytes); over it a connected client gets
+	// <resource-constraint/> and a parked session ends. Default 10000.
+	MaxUnackedStanzas int
+
+	// VCardFields returns the vCard fields the directory owns for user, as
+	// children of a <vCard xmlns='vcard-temp'/> element, or nil. They are
+	// merged into every vCard served, never stored, and a vCard set that
+	// changes them gets <not-allowed/> (XEP-0054; see vcard.go). It must be
+	// safe for concurrent use; the returned element is not modified.
+	VCardFields     func(user string) *wire.Element
+	MaxVCardBytes   int // one stored vCard (XEP-0054); default 131072
+	MaxPrivateBytes int // one private XML document (XEP-0049); default 65536
+	MaxBlockedJIDs  int // block list entries per user (XEP-0191); default 1000
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -104,6 +123,7 @@ type Server struct {
 
 	router   router
 	ipLimits ipLimiter
+	sm       smRegistry // XEP-0198 resumable sessions by SM-ID (sm.go)
 	metrics  metrics
 	started  time.Time
 
@@ -118,6 +138,7 @@ type Server struct {
 	extraFeatures   [][]byte             // stream features after auth
 	nonzas          map[string]func(c *conn, el *wire.Element) bool
 	components      map[string]Component
+	feat            featureState // state of the feature files (features.go)
 
 	adminMu sync.Mutex
 	admin   map[string]AdminFunc
@@ -185,6 +206,12 @@ func (s *Server) init() {
 		s.components = make(map[string]Component)
 		s.nonzas = make(map[string]func(c *conn, el *wire.Element) bool)
 		s.registerCoreIQ()
+		// Before registerFeatures: the XEP-0115 hash covers the domain's
+		// features registered up to then.
+		s.registerSM()
+		s.registerCSI()
+		s.registerCarbons()
+		s.registerFeatures()
 		s.ipLimits.init()
 		s.started = time.Now()
 		if s.ReadyAfterStart {
@@ -319,6 +346,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.streamError(errSystemShutdown, "")
 	}
+	// Parked XEP-0198 sessions have no connection: end them now, which
+	// stores their unacknowledged messages before the store closes.
+	s.smShutdown()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	grace := time.NewTimer(s.ShutdownGrace)

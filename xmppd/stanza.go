@@ -72,6 +72,9 @@ func (c *conn) handleStanza(el *wire.Element) bool {
 		c.streamError(errUnsupportedStanza, "")
 		return false
 	}
+	if c.sm != nil {
+		c.sm.in++ // XEP-0198 §4: handled; wraps at 2^32 by uint32 arithmetic
+	}
 	// RFC 6120 §8.1.2.1: the server stamps the sender's full JID; a client
 	// claiming another address is cut off.
 	if f := el.Attr("from"); f != "" && f != c.fullJID && f != c.bareJID {

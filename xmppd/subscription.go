@@ -181,11 +181,11 @@ func (c *conn) outSubscribed(contact string) {
 			it.Hidden = false
 			approved = true
 		default:
-			// Pre-approval (§3.4): remembered until the contact asks.
+			// Pre-approval (§3.4.2): remembered until the contact asks;
+			// a contact not yet in the roster is added with
+			// subscription none and approved='true'.
 			it.Approved = true
-			if !found {
-				it.Hidden = true
-			}
+			it.Hidden = false
 		}
 		return it, true
 	})

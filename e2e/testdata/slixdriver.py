@@ -43,6 +43,21 @@ Commands (every object has "id", echoed in its result; "cmd" names it):
   send_raw      xml
   disconnect
   wait          seconds
+  blocklist                      -> {items}          (XEP-0191, slixmpp xep_0191)
+  block         jids
+  unblock       [jids]           (none: unblock all)
+  private_store xml              (XEP-0049, slixmpp xep_0049)
+  private_get   ns, name         -> {xml}   (the stored element, or null)
+  vcard_set     fields {NAME: text} | xml   (XEP-0054, slixmpp xep_0054)
+  vcard_get     [jid]            -> {fields {NAME: text}, xml}  (default: own)
+  last          jid              -> {seconds, status}  (XEP-0012, slixmpp xep_0012)
+The plugins of the last four groups are loaded on first use, so clients that
+do not use them behave exactly as before.
+  drop [delay], sm_state, sm_request_ack, csi state, carbons [enable]
+                                 XEP-0198/0352/0280; see "session features"
+                                 below (events sm_enabled, sm_failed,
+                                 session_resumed, dropped, carbon; option
+                                 --plugin xep_0198 / xep_0352)
 Errors of IQ replies come back as ok:false with the stanza error's type and
 condition (RFC 6120 section 8.3); failures of the driver itself use type
 "driver" (conditions: timeout, not-connected, bad-request, unknown-command,
@@ -195,6 +210,12 @@ class Driver(slixmpp.ClientXMPP):
         # Real-client behaviour for requests the server or peers send us.
         for p in ("xep_0030", "xep_0092", "xep_0199", "xep_0202", "xep_0203"):
             self.register_plugin(p)
+        # --plugin: features negotiated with the stream (xep_0198, xep_0352)
+        # must be loaded before connecting; see the session section below.
+        for p in args.plugin or []:
+            self.register_plugin(p)
+        self.dropping = None  # set by the drop command until reconnected
+        session_events(self)
 
         if args.no_verify:
             self.ssl_context.check_hostname = False
@@ -258,6 +279,9 @@ class Driver(slixmpp.ClientXMPP):
         asyncio.get_event_loop().call_soon(last)
 
     def _on_disconnected(self, reason):
+        if self.dropping is not None:
+            dropped(self)  # the drop command: reconnect instead of ending
+            return
         if reason is None and self.auth_rejected:
             reason = "authentication failed"
         self._end(None if reason is None else str(reason))
@@ -596,6 +620,123 @@ async def cmd_send_raw(d, cmd):
     return None
 
 
+# --- session features: XEP-0191, XEP-0049, XEP-0054, XEP-0012 -------------
+
+VCARD_NS = "vcard-temp"
+
+
+def feature_plugin(d, name):
+    """Load a slixmpp plugin on first use and return it."""
+    if not d.plugin.enabled(name):
+        d.register_plugin(name)
+    return d.plugin[name]
+
+
+async def plugin_iq(d, pending):
+    """Await the IQ a plugin sent, failing like Driver.send_iq does."""
+    try:
+        return await pending
+    except IqError as e:
+        raise StanzaFailure(parse_error(e.iq.xml) or {"type": None, "condition": None, "text": None},
+                            {"xml": str(e.iq)})
+    except IqTimeout:
+        raise DriverError("timeout", "no reply within %gs" % d.args.iq_timeout)
+
+
+def jid_list(cmd, key):
+    v = cmd.get(key) or []
+    if isinstance(v, str):
+        v = [v]
+    return [slixmpp.JID(j) for j in v]
+
+
+async def cmd_blocklist(d, cmd):
+    p = feature_plugin(d, "xep_0191")
+    reply = await plugin_iq(d, p.get_blocked(timeout=d.args.iq_timeout))
+    return {"items": sorted(str(j) for j in reply["blocklist"]["items"]), "xml": str(reply)}
+
+
+async def cmd_block(d, cmd):
+    jids = jid_list(cmd, "jids")
+    if not jids:
+        raise DriverError("bad-request", "missing 'jids'")
+    p = feature_plugin(d, "xep_0191")
+    await plugin_iq(d, p.block(jids, timeout=d.args.iq_timeout))
+    return None
+
+
+async def cmd_unblock(d, cmd):
+    p = feature_plugin(d, "xep_0191")
+    await plugin_iq(d, p.unblock(jid_list(cmd, "jids"), timeout=d.args.iq_timeout))
+    return None
+
+
+async def cmd_private_store(d, cmd):
+    els = parse_fragment(need(cmd, "xml"))
+    if len(els) != 1:
+        raise DriverError("bad-request", "private_store needs exactly one element")
+    p = feature_plugin(d, "xep_0049")
+    await plugin_iq(d, p.store(els[0], timeout=d.args.iq_timeout))
+    return None
+
+
+_private_classes = {}
+
+
+async def cmd_private_get(d, cmd):
+    ns, name = need(cmd, "ns"), need(cmd, "name")
+    p = feature_plugin(d, "xep_0049")
+    attrib = _private_classes.get((ns, name))
+    if attrib is None:
+        # xep_0049 retrieves registered payload classes only.
+        attrib = "ownchat_private_%d" % len(_private_classes)
+        cls = type("PrivateItem%d" % len(_private_classes), (slixmpp.xmlstream.ElementBase,),
+                   {"name": name, "namespace": ns, "plugin_attrib": attrib, "interfaces": set()})
+        p.register(cls)
+        _private_classes[(ns, name)] = attrib
+    reply = await plugin_iq(d, p.retrieve(attrib, timeout=d.args.iq_timeout))
+    got = reply.xml.find(q("jabber:iq:private", "query"))
+    child = got.find(q(ns, name)) if got is not None else None
+    return {"xml": slixmpp.xmlstream.tostring(child) if child is not None else None}
+
+
+async def cmd_vcard_set(d, cmd):
+    p = feature_plugin(d, "xep_0054")
+    if cmd.get("xml"):
+        els = parse_fragment(cmd["xml"])
+        if len(els) != 1 or els[0].tag != q(VCARD_NS, "vCard"):
+            raise DriverError("bad-request", "vcard_set xml needs one <vCard xmlns='vcard-temp'/>")
+        el = els[0]
+    else:
+        el = ET.Element(q(VCARD_NS, "vCard"))
+        for name, text in (cmd.get("fields") or {}).items():
+            ET.SubElement(el, q(VCARD_NS, name)).text = text
+    vcard = p.stanza.VCardTemp(xml=el)
+    await plugin_iq(d, p.publish_vcard(vcard, timeout=d.args.iq_timeout))
+    return None
+
+
+async def cmd_vcard_get(d, cmd):
+    p = feature_plugin(d, "xep_0054")
+    # The own bare JID, not None: for None slixmpp answers from its cache.
+    jid = cmd.get("jid") or d.boundjid.bare
+    reply = await plugin_iq(d, p.get_vcard(jid, local=False, timeout=d.args.iq_timeout))
+    got = reply.xml.find(q(VCARD_NS, "vCard"))
+    fields = {}
+    if got is not None:
+        for c in got:
+            if len(c) == 0:
+                fields[c.tag.split("}", 1)[-1]] = (c.text or "").strip()
+    return {"fields": fields, "xml": str(reply)}
+
+
+async def cmd_last(d, cmd):
+    p = feature_plugin(d, "xep_0012")
+    reply = await plugin_iq(d, p.get_last_activity(need(cmd, "jid"), timeout=d.args.iq_timeout))
+    la = reply["last_activity"]
+    return {"seconds": la["seconds"], "status": la["status"] or None, "xml": str(reply)}
+
+
 async def cmd_disconnect(d, cmd):
     # Answer first: the disconnected event must be the last line.
     asyncio.get_event_loop().call_soon(d.finish, "disconnect command")
@@ -622,7 +763,332 @@ COMMANDS = {
     "send_raw": cmd_send_raw,
     "disconnect": cmd_disconnect,
     "wait": cmd_wait,
+    "blocklist": cmd_blocklist,
+    "block": cmd_block,
+    "unblock": cmd_unblock,
+    "private_store": cmd_private_store,
+    "private_get": cmd_private_get,
+    "vcard_set": cmd_vcard_set,
+    "vcard_get": cmd_vcard_get,
+    "last": cmd_last,
 }
+
+
+# --- multi-user chat: XEP-0045 (slixmpp xep_0045), XEP-0249 --------------
+#
+#   muc_join          room, nick, [password], [maxstanzas|maxchars|seconds|since]
+#                     -> {self: occupant, subject, subject_from, occupants, history}
+#                     (an error presence fails the command with its condition)
+#   muc_leave         room, nick, [status]
+#   muc_nick          room, nick                (change nick, XEP-0045 section 7.6)
+#   muc_send          room, body                -> {id}   (type groupchat)
+#   muc_subject       room, subject
+#   muc_config_get    room                      -> {fields {var: [values]}}
+#   muc_config_submit room, [fields {var: value or [values]}]  (none: instant room)
+#   muc_affiliation   room, affiliation, jid|nick, [reason]
+#   muc_affiliations  room, affiliation         -> {jids}
+#   muc_role          room, nick, role, [reason]
+#   muc_invite        room, jid, [reason]       (mediated, section 7.8.2)
+#   muc_direct_invite jid, room, [reason], [password]  (XEP-0249)
+#   muc_destroy       room, [reason], [altroom]
+# An occupant is {nick, jid, affiliation, role, codes}; presence events
+# carry the raw XML, from which tests read status codes.
+
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+
+
+def muc_plugin(d):
+    p = feature_plugin(d, "xep_0045")
+    # slixmpp 1.8 prints history delays to stdout in join_muc_wait, which
+    # would corrupt the JSON lines; silence it in that module only.
+    import slixmpp.plugins.xep_0045.muc as mucmod
+    mucmod.print = lambda *a, **k: None
+    return p
+
+
+def muc_occupant(pres):
+    x = pres.xml.find(q(MUC_USER_NS, "x"))
+    item = x.find(q(MUC_USER_NS, "item")) if x is not None else None
+    return {
+        "nick": slixmpp.JID(pres["from"]).resource,
+        "jid": item.get("jid") if item is not None else None,
+        "affiliation": item.get("affiliation") if item is not None else None,
+        "role": item.get("role") if item is not None else None,
+        "codes": sorted(s.get("code") for s in x.findall(q(MUC_USER_NS, "status"))) if x is not None else [],
+    }
+
+
+async def cmd_muc_join(d, cmd):
+    p = muc_plugin(d)
+    room, nick = slixmpp.JID(need(cmd, "room")), need(cmd, "nick")
+    kw = {}
+    for k in ("maxstanzas", "maxchars", "seconds"):
+        if cmd.get(k) is not None:
+            kw[k] = int(cmd[k])
+    if cmd.get("since"):
+        from datetime import datetime
+        kw["since"] = datetime.fromisoformat(cmd["since"].replace("Z", "+00:00"))
+    try:
+        pres, subject, occupants, history = await p.join_muc_wait(
+            room, nick, password=cmd.get("password"), timeout=d.args.iq_timeout, **kw)
+    except slixmpp.exceptions.PresenceError as e:
+        raise StanzaFailure(parse_error(e.presence.xml) or {"type": None, "condition": None, "text": None},
+                            {"xml": str(e.presence)})
+    except asyncio.TimeoutError:
+        raise DriverError("timeout", "no self-presence and subject within %gs" % d.args.iq_timeout)
+    return {
+        "self": muc_occupant(pres),
+        "subject": subject["subject"],
+        "subject_from": str(subject["from"]),
+        "occupants": [muc_occupant(o) for o in occupants
+                      if slixmpp.JID(o["from"]).resource != pres["from"].resource],
+        "history": [{"from": str(m["from"]), "body": m["body"],
+                     "delay": m.xml.find(q(DELAY_NS, "delay")).get("stamp")
+                     if m.xml.find(q(DELAY_NS, "delay")) is not None else None}
+                    for m in history],
+    }
+
+
+async def cmd_muc_leave(d, cmd):
+    pres = d.make_presence(pto="%s/%s" % (need(cmd, "room"), need(cmd, "nick")), ptype="unavailable",
+                           pstatus=cmd.get("status"))
+    pres.send()
+    p = muc_plugin(d)
+    p.rooms.pop(slixmpp.JID(cmd["room"]), None)
+    return None
+
+
+async def cmd_muc_nick(d, cmd):
+    d.make_presence(pto="%s/%s" % (need(cmd, "room"), need(cmd, "nick"))).send()
+    return None
+
+
+async def cmd_muc_send(d, cmd):
+    msg = d.make_message(mto=need(cmd, "room"), mbody=need(cmd, "body"), mtype="groupchat")
+    msg["id"] = cmd.get("stanza_id") or d.new_id()
+    msg.send()
+    return {"id": msg["id"]}
+
+
+async def cmd_muc_subject(d, cmd):
+    muc_plugin(d).set_subject(slixmpp.JID(need(cmd, "room")), cmd.get("subject") or "")
+    return None
+
+
+async def cmd_muc_config_get(d, cmd):
+    p = muc_plugin(d)
+    try:
+        form = await p.get_room_config(slixmpp.JID(need(cmd, "room")), timeout=d.args.iq_timeout)
+    except IqError as e:
+        raise StanzaFailure(parse_error(e.iq.xml) or {"type": None, "condition": None, "text": None},
+                            {"xml": str(e.iq)})
+    except IqTimeout:
+        raise DriverError("timeout", "no reply within %gs" % d.args.iq_timeout)
+    fields = {}
+    for f in form.xml.findall(q("jabber:x:data", "field")):
+        fields[f.get("var")] = [v.text or "" for v in f.findall(q("jabber:x:data", "value"))]
+    return {"fields": fields, "xml": str(form)}
+
+
+async def cmd_muc_config_submit(d, cmd):
+    p = muc_plugin(d)
+    form = d.plugin["xep_0004"].make_form(ftype="submit")
+    fields = cmd.get("fields") or {}
+    if fields:
+        form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig")
+    for var, val in fields.items():
+        form.add_field(var=var, value=val)
+    await plugin_iq(d, p.set_room_config(slixmpp.JID(need(cmd, "room")), form, timeout=d.args.iq_timeout))
+    return None
+
+
+async def cmd_muc_affiliation(d, cmd):
+    p = muc_plugin(d)
+    await plugin_iq(d, p.set_affiliation(slixmpp.JID(need(cmd, "room")), need(cmd, "affiliation"),
+                                         jid=slixmpp.JID(cmd["jid"]) if cmd.get("jid") else None,
+                                         nick=cmd.get("nick"), reason=cmd.get("reason") or "",
+                                         timeout=d.args.iq_timeout))
+    return None
+
+
+async def cmd_muc_affiliations(d, cmd):
+    p = muc_plugin(d)
+    jids = await plugin_iq(d, p.get_affiliation_list(slixmpp.JID(need(cmd, "room")), need(cmd, "affiliation"),
+                                                     timeout=d.args.iq_timeout))
+    return {"jids": sorted(str(j) for j in jids)}
+
+
+async def cmd_muc_role(d, cmd):
+    p = muc_plugin(d)
+    await plugin_iq(d, p.set_role(slixmpp.JID(need(cmd, "room")), need(cmd, "nick"), need(cmd, "role"),
+                                  reason=cmd.get("reason") or "", timeout=d.args.iq_timeout))
+    return None
+
+
+async def cmd_muc_invite(d, cmd):
+    muc_plugin(d).invite(slixmpp.JID(need(cmd, "room")), slixmpp.JID(need(cmd, "jid")), cmd.get("reason") or "")
+    return None
+
+
+async def cmd_muc_direct_invite(d, cmd):
+    msg = d.make_message(mto=need(cmd, "jid"))
+    x = ET.Element(q("jabber:x:conference", "x"), {"jid": need(cmd, "room")})
+    if cmd.get("reason"):
+        x.set("reason", cmd["reason"])
+    if cmd.get("password"):
+        x.set("password", cmd["password"])
+    msg.append(x)
+    msg.send()
+    return None
+
+
+async def cmd_muc_destroy(d, cmd):
+    p = muc_plugin(d)
+    await plugin_iq(d, p.destroy(slixmpp.JID(need(cmd, "room")), cmd.get("reason") or "",
+                                 slixmpp.JID(cmd["altroom"]) if cmd.get("altroom") else None,
+                                 timeout=d.args.iq_timeout))
+    return None
+
+
+COMMANDS.update({
+    "muc_join": cmd_muc_join,
+    "muc_leave": cmd_muc_leave,
+    "muc_nick": cmd_muc_nick,
+    "muc_send": cmd_muc_send,
+    "muc_subject": cmd_muc_subject,
+    "muc_config_get": cmd_muc_config_get,
+    "muc_config_submit": cmd_muc_config_submit,
+    "muc_affiliation": cmd_muc_affiliation,
+    "muc_affiliations": cmd_muc_affiliations,
+    "muc_role": cmd_muc_role,
+    "muc_invite": cmd_muc_invite,
+    "muc_direct_invite": cmd_muc_direct_invite,
+    "muc_destroy": cmd_muc_destroy,
+})
+
+
+# --- session features: XEP-0198, XEP-0352, XEP-0280 ------------------------
+#
+# Stream management and CSI are negotiated with the stream, so their plugins
+# are loaded at start with --plugin xep_0198 / --plugin xep_0352; carbons
+# are loaded on first use.
+#
+#   Events:
+#     sm_enabled      id, resume                 (XEP-0198 <enabled/>)
+#     sm_failed       xml                        (<failed/> to enable or resume)
+#     session_resumed                            (<resumed/> after drop)
+#     dropped         reason                     (the drop command's connection loss)
+#     carbon          direction (received|sent), from, to, type,
+#                     inner_from, inner_to, body, xml   (XEP-0280 copy)
+#   Commands:
+#     drop          [delay]   close the TCP connection without </stream:stream>
+#                             (a lost connection), then reconnect after delay
+#                             seconds (default 0.5) and resume (xep_0198)
+#     sm_state      -> {enabled, id, handled, seq, last_ack, unacked}
+#     sm_request_ack          send <r/>
+#     csi           state (active|inactive)      (XEP-0352 nonza; with
+#                             --plugin xep_0352 through the plugin, which
+#                             fails unless the server offered <csi/>)
+#     carbons       [enable=true]                (XEP-0280 enable / disable)
+
+SM_NS = "urn:xmpp:sm:3"
+CARBONS_NS = "urn:xmpp:carbons:2"
+FORWARD_NS = "urn:xmpp:forward:0"
+
+
+def session_events(d):
+    d.add_event_handler("sm_enabled", lambda st: emit(
+        {"event": "sm_enabled", "id": st["id"] or None, "resume": st["resume"], "max": st["max"] or None}))
+    d.add_event_handler("sm_failed", lambda st: emit({"event": "sm_failed", "xml": str(st)}))
+    d.add_event_handler("session_resumed", lambda st: emit({"event": "session_resumed"}))
+    d.add_event_handler("carbon_received", lambda m: emit_carbon(m, "received"))
+    d.add_event_handler("carbon_sent", lambda m: emit_carbon(m, "sent"))
+
+
+def emit_carbon(msg, direction):
+    inner = None
+    wrap = msg.xml.find(q(CARBONS_NS, direction))
+    if wrap is not None:
+        fw = wrap.find(q(FORWARD_NS, "forwarded"))
+        if fw is not None:
+            inner = fw.find(q(CLIENT_NS, "message"))
+    emit({
+        "event": "carbon",
+        "direction": direction,
+        "from": msg["from"].full,
+        "to": msg["to"].full,
+        "type": msg.xml.get("type", "normal"),
+        "inner_from": inner.get("from") if inner is not None else None,
+        "inner_to": inner.get("to") if inner is not None else None,
+        "body": child_text(inner, CLIENT_NS, "body") if inner is not None else None,
+        "xml": str(msg),
+    })
+
+
+def dropped(d):
+    delay, d.dropping = d.dropping, None
+    emit({"event": "dropped", "reason": "drop command"})
+    asyncio.get_event_loop().call_later(delay, lambda: d.connect(
+        d.target, use_ssl=d.args.direct_tls, disable_starttls=d.args.direct_tls))
+
+
+async def cmd_drop(d, cmd):
+    if not d.plugin.enabled("xep_0198") or d.transport is None:
+        raise DriverError("bad-request", "drop needs --plugin xep_0198 and a connection")
+    d.dropping = float(cmd.get("delay", 0.5))
+
+    def lose():
+        # abort() skips </stream:stream>: for the server the connection is
+        # lost, not closed, so the session stays resumable.
+        if d.transport is not None:
+            d.transport.abort()
+    asyncio.get_event_loop().call_soon(lose)  # after this command's result
+    return None
+
+
+async def cmd_sm_state(d, cmd):
+    if not d.plugin.enabled("xep_0198"):
+        raise DriverError("bad-request", "sm_state needs --plugin xep_0198")
+    p = d.plugin["xep_0198"]
+    return {"enabled": p.enabled_in, "id": p.sm_id, "handled": p.handled, "seq": p.seq,
+            "last_ack": p.last_ack, "unacked": len(p.unacked_queue)}
+
+
+async def cmd_sm_request_ack(d, cmd):
+    d.plugin["xep_0198"].request_ack()
+    return None
+
+
+async def cmd_csi(d, cmd):
+    state = need(cmd, "state")
+    if state not in ("active", "inactive"):
+        raise DriverError("bad-request", "state must be active or inactive")
+    if d.plugin.enabled("xep_0352"):
+        p = d.plugin["xep_0352"]
+        if not p.enabled:
+            raise DriverError("bad-request", "the server did not offer <csi/>")
+        p.send_active() if state == "active" else p.send_inactive()
+    else:
+        d.send_raw("<%s xmlns='urn:xmpp:csi:0'/>" % state)
+    return None
+
+
+async def cmd_carbons(d, cmd):
+    p = feature_plugin(d, "xep_0280")
+    if cmd.get("enable", True):
+        await plugin_iq(d, p.enable(timeout=d.args.iq_timeout))
+    else:
+        await plugin_iq(d, p.disable(timeout=d.args.iq_timeout))
+    return None
+
+
+COMMANDS.update({
+    "drop": cmd_drop,
+    "sm_state": cmd_sm_state,
+    "sm_request_ack": cmd_sm_request_ack,
+    "csi": cmd_csi,
+    "carbons": cmd_carbons,
+})
 
 
 def read_stdin(loop, on_line):
@@ -679,6 +1145,8 @@ def main():
     ap.add_argument("--no-verify", action="store_true", help="accept any server certificate")
     ap.add_argument("--ca", help="PEM file of CAs to verify the server certificate with")
     ap.add_argument("--resource")
+    ap.add_argument("--plugin", action="append",
+                    help="also load this slixmpp plugin before connecting (repeatable), e.g. xep_0198")
     ap.add_argument("--iq-timeout", type=float, default=10.0)
     ap.add_argument("--session-timeout", type=float, default=20.0,
                     help="give up when no session has started after this many seconds")
