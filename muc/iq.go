@@ -1,0 +1,328 @@
+package muc
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/ownchat/ownchat/xmppd/wire"
+)
+
+// serviceStanza handles stanzas to the service itself: disco and ping.
+func (s *Service) serviceStanza(el *wire.Element) {
+	if el.Local != "iq" {
+		if el.Local == "message" {
+			s.bounce(el, "cancel", "service-unavailable")
+		}
+		return
+	}
+	typ := el.Attr("type")
+	if typ != "get" && typ != "set" {
+		return
+	}
+	q := el.FirstChild()
+	switch {
+	case q == nil:
+		s.bounce(el, "modify", "bad-request")
+	case typ == "get" && q.Space == nsDiscoInfo && q.Local == "query" && q.Attr("node") == "":
+		p := wire.New(nsDiscoInfo, "query").Add(
+			wire.New("", "identity", "category", "conference", "type", "text", "name", s.cfg.Name))
+		for _, f := range []string{nsDiscoInfo, nsDiscoItems, nsMUC, nsPing, nsSID} {
+			p.Add(wire.New("", "feature", "var", f))
+		}
+		fixSpace(p)
+		s.result(el, p)
+	case typ == "get" && q.Space == nsDiscoItems && q.Local == "query" && q.Attr("node") == "":
+		s.result(el, s.publicRooms())
+	case typ == "get" && q.Space == nsPing && q.Local == "ping":
+		s.result(el, nil)
+	default:
+		s.bounce(el, "cancel", "service-unavailable")
+	}
+}
+
+// fixSpace gives children built with space "" their parent's namespace, so
+// they serialize without an empty xmlns attribute.
+func fixSpace(e *wire.Element) *wire.Element {
+	for _, n := range e.Nodes {
+		if n.El != nil {
+			if n.El.Space == "" {
+				n.El.Space = e.Space
+			}
+			fixSpace(n.El)
+		}
+	}
+	return e
+}
+
+// publicRooms lists public rooms for disco#items of the service (§6.3):
+// the loaded ones and, without loading them, the persistent ones in the
+// store. Locked rooms do not exist yet for others (§10.1.1).
+func (s *Service) publicRooms() *wire.Element {
+	type item struct{ jid, name string }
+	seen := map[string]bool{}
+	var items []item
+	s.mu.Lock()
+	loaded := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		loaded = append(loaded, r)
+	}
+	s.mu.Unlock()
+	for _, r := range loaded {
+		r.mu.Lock()
+		if !r.gone && !r.locked {
+			seen[r.jid] = true
+			if r.cfg.Public {
+				items = append(items, item{r.jid, r.cfg.Name})
+			}
+		}
+		r.mu.Unlock()
+	}
+	if s.st != nil {
+		err := s.st.ForEach(bucket, func(k string, v []byte) error {
+			if seen[k] {
+				return nil
+			}
+			tmp := newRoom(s, k)
+			if tmp.decode(v) == nil && tmp.cfg.Public {
+				items = append(items, item{k, tmp.cfg.Name})
+			}
+			return nil
+		})
+		if err != nil {
+			s.log.Error("muc: list rooms", "err", err)
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].jid < items[j].jid })
+	q := wire.New(nsDiscoItems, "query")
+	for _, it := range items {
+		i := wire.New("", "item", "jid", it.jid)
+		if it.name != "" {
+			i.SetAttr("name", it.name)
+		}
+		q.Add(i)
+	}
+	return fixSpace(q)
+}
+
+// iq handles IQs to a room or an occupant.
+func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
+	typ := el.Attr("type")
+	if typ != "get" && typ != "set" {
+		return // results and errors: the room asks nobody anything
+	}
+	q := el.FirstChild()
+	if q == nil {
+		s.bounce(el, "modify", "bad-request")
+		return
+	}
+	r, _, _ := s.room(roomJID, false, "")
+	if r == nil {
+		s.bounce(el, "cancel", "item-not-found")
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer r.unloadIdle()
+	if r.gone {
+		s.bounce(el, "cancel", "item-not-found")
+		return
+	}
+	o := r.byReal[from]
+	if nick != "" {
+		// XEP-0410 §3: a ping to an occupant JID tells a client whether
+		// it is still joined; the room answers for the occupant.
+		switch {
+		case q.Space != nsPing || q.Local != "ping" || typ != "get":
+			s.bounce(el, "cancel", "service-unavailable")
+		case o == nil:
+			s.bounce(el, "modify", "not-acceptable")
+		case r.byNick[nick] == nil:
+			s.bounce(el, "cancel", "item-not-found")
+		default:
+			s.result(el, nil)
+		}
+		return
+	}
+	if r.locked && r.affOf(bareOf(from)) != Owner {
+		s.bounce(el, "cancel", "item-not-found")
+		return
+	}
+	switch {
+	case typ == "get" && q.Space == nsDiscoInfo && q.Local == "query":
+		s.result(el, r.discoInfo())
+	case typ == "get" && q.Space == nsDiscoItems && q.Local == "query":
+		s.result(el, wire.New(nsDiscoItems, "query")) // §6.5: occupants stay private
+	case typ == "get" && q.Space == nsPing && q.Local == "ping":
+		s.result(el, nil)
+	case q.Space == nsOwner && q.Local == "query":
+		r.owner(el, q, from)
+	case q.Space == nsAdmin && q.Local == "query":
+		r.admin(el, q, o, from)
+	default:
+		s.bounce(el, "cancel", "service-unavailable")
+	}
+}
+
+// discoInfo is the room's disco#info with the muc_* features and the
+// muc#roominfo form (§6.4, §15.5.4).
+func (r *room) discoInfo() *wire.Element {
+	c := &r.cfg
+	name := c.Name
+	if name == "" {
+		name = r.jid[:len(r.jid)-len(r.svc.domain)-1]
+	}
+	q := wire.New(nsDiscoInfo, "query").Add(wire.New("", "identity", "category", "conference", "type", "text", "name", name))
+	pick := func(on bool, yes, no string) string {
+		if on {
+			return yes
+		}
+		return no
+	}
+	for _, f := range []string{nsMUC, nsDiscoInfo, nsPing, nsSID,
+		pick(c.Public, "muc_public", "muc_hidden"),
+		pick(c.Persistent, "muc_persistent", "muc_temporary"),
+		pick(c.MembersOnly, "muc_membersonly", "muc_open"),
+		pick(c.Moderated, "muc_moderated", "muc_unmoderated"),
+		pick(c.NonAnonymous, "muc_nonanonymous", "muc_semianonymous"),
+		pick(c.PasswordProt, "muc_passwordprotected", "muc_unsecured"),
+	} {
+		q.Add(wire.New("", "feature", "var", f))
+	}
+	fixSpace(q)
+	x := wire.New(nsData, "x", "type", "result").Add(
+		field("hidden", "FORM_TYPE", "", formInfo),
+		field("text-single", "muc#roominfo_description", "Description", c.Description),
+		field("text-single", "muc#roominfo_subject", "Subject", r.subject),
+		field("text-single", "muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(r.list))),
+		field("boolean", "muc#roominfo_subjectmod", "Occupants may change the subject", boolStr(c.ChangeSubject)),
+		field("text-single", "muc#roomconfig_roomname", "Name", c.Name),
+		field("boolean", "muc#roomconfig_allowinvites", "Occupants may invite", boolStr(c.AllowInvites)),
+		field("list-single", "muc#roomconfig_allowpm", "Private messages", c.AllowPM),
+	)
+	if c.MaxUsers > 0 {
+		x.Add(field("text-single", "muc#roominfo_maxusers", "Maximum occupants", strconv.Itoa(c.MaxUsers)))
+	}
+	return q.Add(fixSpace(x))
+}
+
+// owner handles the muc#owner namespace (§10): the configuration form and
+// destroy. Only owners may.
+func (r *room) owner(el, q *wire.Element, from string) {
+	s := r.svc
+	if r.affOf(bareOf(from)) != Owner {
+		s.bounce(el, "auth", "forbidden") // §10.2
+		return
+	}
+	if el.Attr("type") == "get" {
+		s.result(el, wire.New(nsOwner, "query").Add(r.cfg.form()))
+		return
+	}
+	if d := q.Child(nsOwner, "destroy"); d != nil {
+		r.destroy(d)
+		s.result(el, nil)
+		return
+	}
+	x := q.Child(nsData, "x")
+	if x == nil {
+		s.bounce(el, "modify", "bad-request")
+		return
+	}
+	switch x.Attr("type") {
+	case "cancel":
+		// §10.1.3: cancelling the initial configuration destroys the
+		// locked room; later it changes nothing.
+		if r.locked {
+			s.result(el, nil)
+			for len(r.list) > 0 {
+				r.remove(r.list[len(r.list)-1], &presExtra{noAff: true, destroy: wire.New(nsUser, "destroy")}, false)
+			}
+			r.unload()
+			return
+		}
+		s.result(el, nil)
+	case "submit":
+		n, ok := r.cfg.apply(formValues(x))
+		if !ok {
+			s.bounce(el, "modify", "not-acceptable")
+			return
+		}
+		s.result(el, nil)
+		r.configure(n)
+	default:
+		s.bounce(el, "modify", "bad-request")
+	}
+}
+
+// configure applies a new configuration: unlocks a new room, stores or
+// forgets it, removes non-members when the room became members-only (322)
+// and tells the occupants (104, 172/173 for the anonymity change, §10.2.1).
+func (r *room) configure(n RoomConfig) {
+	old := r.cfg
+	r.cfg = n
+	wasLocked := r.locked
+	r.locked = false
+	r.save()
+	if n.MembersOnly && !old.MembersOnly {
+		for i := len(r.list) - 1; i >= 0; i-- {
+			if o := r.list[i]; o.aff < Member {
+				r.remove(o, &presExtra{codes: []string{"322"}}, false)
+			}
+		}
+	}
+	if n.Moderated != old.Moderated || n.NonAnonymous != old.NonAnonymous {
+		for _, o := range r.list {
+			o.tailAnon, o.tailJID = nil, nil
+			if n.Moderated != old.Moderated && o.aff < Admin && o.role != Moderator {
+				if role := r.defaultRole(o.aff); role != o.role {
+					o.role = role
+					r.presenceChanged(o)
+				}
+			}
+		}
+	}
+	if !wasLocked {
+		codes := []string{"104"}
+		if n.NonAnonymous != old.NonAnonymous {
+			codes = append(codes, map[bool]string{true: "172", false: "173"}[n.NonAnonymous])
+		}
+		if n.Logging != old.Logging {
+			codes = append(codes, map[bool]string{true: "170", false: "171"}[n.Logging])
+		}
+		b := append([]byte(nil), "' from='"...)
+		b = wire.AppendAttrEscaped(b, r.jid)
+		b = append(b, "' type='groupchat' id='"...)
+		b = append(b, r.svc.stanzaID(r.svc.now())...)
+		b = append(b, "'><x xmlns='"+nsUser+"'>"...)
+		for _, c := range codes {
+			b = appendStatus(b, c)
+		}
+		b = append(b, "</x></message>"...)
+		r.fanout(msgHead, b)
+	}
+	r.empty()
+}
+
+// destroy ends the room (§10.9): every occupant gets an unavailable
+// presence with the destroy element (alternate venue, reason); the stored
+// room is deleted.
+func (r *room) destroy(d *wire.Element) {
+	de := wire.New(nsUser, "destroy")
+	if alt := d.Attr("jid"); alt != "" {
+		de.SetAttr("jid", alt)
+	}
+	if reason := d.Child(nsOwner, "reason"); reason != nil {
+		de.Add((&wire.Element{Space: nsUser, Local: "reason"}).AddText(reason.Text()))
+	}
+	if pw := d.Child(nsOwner, "password"); pw != nil {
+		de.Add((&wire.Element{Space: nsUser, Local: "password"}).AddText(pw.Text()))
+	}
+	for len(r.list) > 0 {
+		r.remove(r.list[len(r.list)-1], &presExtra{noAff: true, destroy: de}, false)
+	}
+	if s := r.svc; s.st != nil {
+		if err := s.st.Delete(bucket, r.jid); err != nil {
+			s.log.Error("muc: destroy room", "room", r.jid, "err", err)
+		}
+	}
+	r.unload()
+}
