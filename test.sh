@@ -17,7 +17,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")" || exit 1
 
-APT_PACKAGES=(slapd ldap-utils python3-slixmpp)
+APT_PACKAGES=(slapd ldap-utils python3-slixmpp samba-ad-dc samba-ad-provision)
 FUZZTIME=${FUZZTIME:-10s}
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
@@ -32,6 +32,7 @@ missing_deps() {
 	/usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || echo "python3-slixmpp (import slixmpp with /usr/bin/python3)"
 	command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || echo "slapd"
 	command -v ldapsearch >/dev/null 2>&1 || echo "ldapsearch (ldap-utils)"
+	[ -x /usr/sbin/samba ] && [ -e /usr/share/samba/setup/ad-schema ] || echo "samba (samba-ad-dc samba-ad-provision: the Active Directory tests)"
 }
 
 # install_deps installs the Debian packages when something is missing.

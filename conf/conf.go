@@ -117,12 +117,71 @@ type TLS struct {
 	RequireEncryption bool `toml:"require_encryption"`
 }
 
-// Directory says where users come from.
+// Directory says where users come from: the [[directory.user]] list
+// (backend "static") or an LDAP directory (backend "ldap"), configured by
+// the other fields, which are only allowed with "ldap". Empty attribute
+// and filter fields are filled by the preset in package ldapsync.
 type Directory struct {
-	// Backend is "static" (users listed below); "ldap" comes later.
+	// Backend is "static" (users listed below) or "ldap".
 	Backend string `toml:"backend"`
 	Users   []User `toml:"user"`
+
+	// Preset is "activedirectory" or "openldap": the attribute and filter
+	// defaults (ldapsync.Config.ApplyPreset).
+	Preset string `toml:"preset"`
+	// URL lists the directory servers, tried in order; in TOML a string
+	// or an array of strings. ldaps://host[:port] or ldap://host[:port].
+	URL StringList `toml:"url"`
+	// AllowInsecure permits ldap:// without StartTLS (passwords in clear
+	// text): loopback tests only.
+	AllowInsecure bool   `toml:"allow_insecure"`
+	StartTLS      bool   `toml:"start_tls"`
+	CAFile        string `toml:"ca_file"` // resolved; PEM, checked to hold a certificate
+	BindDN        string `toml:"bind_dn"`
+	// BindPassword is the service account's password, whether written
+	// here or read (trailing newline removed) from BindPasswordFile.
+	BindPassword     string `toml:"bind_password"`
+	BindPasswordFile string `toml:"bind_password_file"` // resolved
+	BaseDN           string `toml:"base_dn"`
+	UserBaseDN       string `toml:"user_base_dn"`
+	GroupBaseDN      string `toml:"group_base_dn"`
+	UserFilter       string `toml:"user_filter"`
+	GroupFilter      string `toml:"group_filter"`
+	DisabledFilter   string `toml:"disabled_filter"`
+
+	// Attribute names; a mapping attribute may list fallbacks separated by
+	// commas ("displayName,cn").
+	UsernameAttr    string   `toml:"username_attr"`
+	AliasAttrs      []string `toml:"alias_attrs"` // nil: the preset's
+	DisplayNameAttr string   `toml:"display_name_attr"`
+	GroupNameAttr   string   `toml:"group_name_attr"`
+	MemberAttr      string   `toml:"member_attr"`
+	MemberUIDAttr   string   `toml:"member_uid_attr"`
+	MailAttr        string   `toml:"mail_attr"`
+	TitleAttr       string   `toml:"title_attr"`
+	PhoneAttr       string   `toml:"phone_attr"`
+	DepartmentAttr  string   `toml:"department_attr"`
+	PhotoAttr       string   `toml:"photo_attr"`
+	IDAttr          string   `toml:"id_attr"`
+	ChangeAttr      string   `toml:"change_attr"`
+	ExpiresAttr     string   `toml:"expires_attr"`
+
+	// RosterGroups are the groups whose members see each other; "*" is
+	// every group. With backend "ldap" the default is ["*"].
+	RosterGroups []string `toml:"roster_groups"`
+
+	SyncInterval       time.Duration `toml:"sync_interval"`
+	FullSyncInterval   time.Duration `toml:"full_sync_interval"`
+	DialTimeout        time.Duration `toml:"dial_timeout"`
+	RequestTimeout     time.Duration `toml:"request_timeout"`
+	PageSize           int           `toml:"page_size"`
+	MaxPhotoBytes      int           `toml:"max_photo_bytes"`
+	MaxRemovedFraction float64       `toml:"max_removed_fraction"`
 }
+
+// StringList is a TOML value that may be written as one string or as an
+// array of strings.
+type StringList []string
 
 // User is one [[directory.user]] entry. Exactly one of Password and
 // PasswordHash is set.
@@ -165,8 +224,17 @@ func Default() *Config {
 			MaxOfflineMessages:        1000,
 			ResumeTimeout:             5 * time.Minute,
 		},
-		TLS:       TLS{RequireEncryption: true},
-		Directory: Directory{Backend: "static"},
+		TLS: TLS{RequireEncryption: true},
+		Directory: Directory{
+			Backend:            "static",
+			SyncInterval:       5 * time.Minute,
+			FullSyncInterval:   time.Hour,
+			DialTimeout:        5 * time.Second,
+			RequestTimeout:     30 * time.Second,
+			PageSize:           500,
+			MaxPhotoBytes:      128 << 10,
+			MaxRemovedFraction: 0.5,
+		},
 	}
 }
 

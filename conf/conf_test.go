@@ -1,8 +1,15 @@
 package conf
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -47,6 +54,15 @@ func TestDefault(t *testing.T) {
 		{"tls.require_encryption", c.TLS.RequireEncryption, true},
 		{"directory.backend", c.Directory.Backend, "static"},
 		{"directory.user", len(c.Directory.Users), 0},
+		{"directory.url", len(c.Directory.URL), 0},
+		{"directory.roster_groups", len(c.Directory.RosterGroups), 0}, // ["*"] once backend = "ldap"
+		{"directory.sync_interval", c.Directory.SyncInterval, 5 * time.Minute},
+		{"directory.full_sync_interval", c.Directory.FullSyncInterval, time.Hour},
+		{"directory.dial_timeout", c.Directory.DialTimeout, 5 * time.Second},
+		{"directory.request_timeout", c.Directory.RequestTimeout, 30 * time.Second},
+		{"directory.page_size", c.Directory.PageSize, 500},
+		{"directory.max_photo_bytes", c.Directory.MaxPhotoBytes, 131072},
+		{"directory.max_removed_fraction", c.Directory.MaxRemovedFraction, 0.5},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
 			t.Errorf("%s = %#v, want %#v", tc.key, tc.got, tc.want)
@@ -157,7 +173,14 @@ password = "hunter2"
 			RequireEncryption: false,
 		},
 		Directory: Directory{
-			Backend: "static",
+			Backend:            "static",
+			SyncInterval:       5 * time.Minute,
+			FullSyncInterval:   time.Hour,
+			DialTimeout:        5 * time.Second,
+			RequestTimeout:     30 * time.Second,
+			PageSize:           500,
+			MaxPhotoBytes:      131072,
+			MaxRemovedFraction: 0.5,
 			Users: []User{
 				{
 					Name:         "alice",
@@ -374,10 +397,11 @@ stanzas_per_second = nan`,
 			"xmppd.toml:2: tls.key_file: required when tls.cert_file is set"},
 
 		// [directory]
-		{"backend ldap", "domain = \"corp.example\"\n[directory]\nbackend = \"ldap\"",
-			`xmppd.toml:3: directory.backend: "ldap" is not supported by this build`},
 		{"backend other", "domain = \"corp.example\"\n[directory]\nbackend = \"sql\"",
-			`xmppd.toml:3: directory.backend: must be "static" (got "sql")`},
+			`xmppd.toml:3: directory.backend: must be "static" or "ldap" (got "sql")`},
+		{"ldap keys with static", "domain = \"corp.example\"\n[directory]\nbackend = \"static\"\nurl = \"ldaps://dc1\"\nbase_dn = \"dc=x\"\n[[directory.user]]\nname = \"a\"\npassword = \"x\"",
+			"xmppd.toml:4: directory.url: only used with backend = \"ldap\"\n" +
+				"xmppd.toml:5: directory.base_dn: only used with backend = \"ldap\""},
 		{"users", `domain = "corp.example"
 
 [[directory.user]]
@@ -668,5 +692,223 @@ func BenchmarkParse20000Users(b *testing.B) {
 		if _, err := Parse("xmppd.toml", data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// writeCA writes a self-signed certificate as PEM and returns its path.
+func writeCA(t *testing.T, dir string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestLDAP decodes every LDAP key of [directory].
+func TestLDAP(t *testing.T) {
+	dir := t.TempDir()
+	writeCA(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "ldap.secret"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := `domain = "corp.example"
+[directory]
+backend = "ldap"
+preset = "activedirectory"
+url = ["ldaps://dc1.corp.example:636", "ldap://dc2.corp.example"]
+start_tls = false
+allow_insecure = true
+ca_file = "ca.pem"
+bind_dn = "CN=xmppd,OU=Service Accounts,DC=corp,DC=example"
+bind_password_file = "ldap.secret"
+base_dn = "DC=corp,DC=example"
+user_base_dn = "OU=Staff,DC=corp,DC=example"
+group_base_dn = "OU=Groups,DC=corp,DC=example"
+user_filter = "(&(objectCategory=person)(objectClass=user))"
+group_filter = "(objectClass=group)"
+disabled_filter = "(userAccountControl:1.2.840.113556.1.4.803:=2)"
+username_attr = "sAMAccountName"
+alias_attrs = ["userPrincipalName", "mail"]
+display_name_attr = "displayName,cn"
+group_name_attr = "cn"
+member_attr = "member"
+member_uid_attr = "memberUid"
+mail_attr = "mail"
+title_attr = "title"
+phone_attr = "telephoneNumber"
+department_attr = "department"
+photo_attr = "thumbnailPhoto"
+id_attr = "objectGUID"
+change_attr = "uSNChanged"
+expires_attr = "accountExpires"
+roster_groups = ["Engineering", " Sales "]
+sync_interval = "1m"
+full_sync_interval = "2h"
+dial_timeout = "2s"
+request_timeout = "10s"
+page_size = 1000
+max_photo_bytes = 65536
+max_removed_fraction = 0.25
+`
+	c, err := Parse(filepath.Join(dir, "xmppd.toml"), []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Directory{
+		Backend: "ldap", Preset: "activedirectory",
+		URL:           StringList{"ldaps://dc1.corp.example:636", "ldap://dc2.corp.example"},
+		AllowInsecure: true, CAFile: filepath.Join(dir, "ca.pem"),
+		BindDN: "CN=xmppd,OU=Service Accounts,DC=corp,DC=example", BindPassword: "s3cret",
+		BindPasswordFile: filepath.Join(dir, "ldap.secret"),
+		BaseDN:           "DC=corp,DC=example", UserBaseDN: "OU=Staff,DC=corp,DC=example", GroupBaseDN: "OU=Groups,DC=corp,DC=example",
+		UserFilter: "(&(objectCategory=person)(objectClass=user))", GroupFilter: "(objectClass=group)",
+		DisabledFilter: "(userAccountControl:1.2.840.113556.1.4.803:=2)",
+		UsernameAttr:   "sAMAccountName", AliasAttrs: []string{"userPrincipalName", "mail"},
+		DisplayNameAttr: "displayName,cn", GroupNameAttr: "cn", MemberAttr: "member", MemberUIDAttr: "memberUid",
+		MailAttr: "mail", TitleAttr: "title", PhoneAttr: "telephoneNumber", DepartmentAttr: "department",
+		PhotoAttr: "thumbnailPhoto", IDAttr: "objectGUID", ChangeAttr: "uSNChanged", ExpiresAttr: "accountExpires",
+		RosterGroups: []string{"Engineering", "Sales"},
+		SyncInterval: time.Minute, FullSyncInterval: 2 * time.Hour, DialTimeout: 2 * time.Second,
+		RequestTimeout: 10 * time.Second, PageSize: 1000, MaxPhotoBytes: 65536, MaxRemovedFraction: 0.25,
+	}
+	if !reflect.DeepEqual(c.Directory, want) {
+		t.Errorf("got  %+v\nwant %+v", c.Directory, want)
+	}
+
+	// The smallest LDAP configuration: a single URL string, defaults.
+	c, err = Parse("xmppd.toml", []byte(`domain = "corp.example"
+directory = { backend = "ldap", preset = "openldap", url = "ldaps://ldap.corp.example", base_dn = "dc=corp,dc=example" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Directory
+	if !reflect.DeepEqual(d.URL, StringList{"ldaps://ldap.corp.example"}) || !reflect.DeepEqual(d.RosterGroups, []string{"*"}) ||
+		d.AliasAttrs != nil || d.SyncInterval != 5*time.Minute || d.BindDN != "" {
+		t.Errorf("minimal: %+v", d)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("minimal LDAP configuration warns: %q", w)
+	}
+}
+
+func TestLDAPProblems(t *testing.T) {
+	dir := t.TempDir()
+	writeCA(t, dir)
+	os.WriteFile(filepath.Join(dir, "empty.secret"), []byte("\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "not.pem"), []byte("hello"), 0o600)
+	const head = "domain = \"corp.example\"\n[directory]\nbackend = \"ldap\"\npreset = \"openldap\"\nbase_dn = \"dc=corp,dc=example\"\n"
+	for _, tc := range []struct {
+		name string
+		doc  string // after head (line 6 on)
+		want string
+	}{
+		{"required", "", "xmppd.toml:2: directory.url: required with backend = \"ldap\", such as \"ldaps://dc1.corp.example\" or a list of servers"},
+		{"no preset", "url = \"ldaps://a\"\npreset = \"\"", ""}, // replaced below
+		{"bad preset", "url = \"ldaps://a\"\n[directory.x]", ""},
+		{"plain ldap", "url = \"ldap://dc1.corp.example\"",
+			`xmppd.toml:6: directory.url: ldap://dc1.corp.example would send the service account's and every user's password in clear text: use ldaps://, set start_tls = true, or (loopback tests only) allow_insecure = true`},
+		{"plain ldap in list", "url = [\n  \"ldaps://dc1\",\n  \"ldap://dc2\",\n]",
+			`xmppd.toml:8: directory.url: ldap://dc2 would send the service account's and every user's password in clear text: use ldaps://, set start_tls = true, or (loopback tests only) allow_insecure = true`},
+		{"start_tls on ldaps", "url = \"ldaps://dc1\"\nstart_tls = true",
+			"xmppd.toml:7: directory.start_tls: is for ldap:// URLs; ldaps://dc1 is ldaps://, already TLS"},
+		{"url scheme", "url = \"https://dc1\"", `xmppd.toml:6: directory.url: must start with ldaps:// or ldap:// (got "https://dc1")`},
+		{"url with dn", "url = \"ldaps://dc1/dc=corp,dc=example\"",
+			`xmppd.toml:6: directory.url: must be scheme://host[:port] only; the DNs go in base_dn (got "ldaps://dc1/dc=corp,dc=example")`},
+		{"url type", "url = 5", "xmppd.toml:6: directory.url: expected a string or an array of strings (got integer 5)"},
+		{"url element type", "url = [\"ldaps://a\", 5]", "xmppd.toml:6: directory.url: expected a string (got integer 5)"},
+		{"ca file missing", "url = \"ldaps://a\"\nca_file = \"nope.pem\"",
+			"xmppd.toml:7: directory.ca_file: open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
+		{"ca file not pem", "url = \"ldaps://a\"\nca_file = \"not.pem\"",
+			"xmppd.toml:7: directory.ca_file: " + filepath.Join(dir, "not.pem") + " holds no PEM certificate"},
+		{"both passwords", "url = \"ldaps://a\"\nbind_dn = \"cn=x\"\nbind_password = \"p\"\nbind_password_file = \"empty.secret\"",
+			"xmppd.toml:8: directory.bind_password: set either bind_password or bind_password_file, not both"},
+		{"empty password file", "url = \"ldaps://a\"\nbind_dn = \"cn=x\"\nbind_password_file = \"empty.secret\"",
+			"xmppd.toml:8: directory.bind_password_file: " + filepath.Join(dir, "empty.secret") + " is empty"},
+		{"bind dn without password", "url = \"ldaps://a\"\nbind_dn = \"cn=x\"",
+			"xmppd.toml:7: directory.bind_dn: needs bind_password_file (or bind_password); an empty password would be an anonymous bind"},
+		{"password without bind dn", "url = \"ldaps://a\"\nbind_password = \"p\"",
+			"xmppd.toml:2: directory.bind_dn: required with a bind password: the DN of the service account"},
+		{"bad dn", "url = \"ldaps://a\"\nuser_base_dn = \"corp.example\"",
+			`xmppd.toml:7: directory.user_base_dn: "corp.example" is not a DN: DN ended with incomplete type, value pair`},
+		{"bad filter", "url = \"ldaps://a\"\nuser_filter = \"objectClass=user\"",
+			`xmppd.toml:7: directory.user_filter: "objectClass=user" is not an LDAP filter (RFC 4515): LDAP Result Code 201 "Filter Compile Error": ldap: filter does not start with an '('`},
+		{"bad attribute", "url = \"ldaps://a\"\nmail_attr = \"e-mail address\"",
+			`xmppd.toml:7: directory.mail_attr: is not an attribute name (got "e-mail address")`},
+		{"one attribute", "url = \"ldaps://a\"\nusername_attr = \"uid,cn\"",
+			`xmppd.toml:7: directory.username_attr: must be one attribute name (got "uid,cn")`},
+		{"empty roster group", "url = \"ldaps://a\"\nroster_groups = [\"a\", \"\"]", "xmppd.toml:7: directory.roster_groups: empty group name"},
+		{"intervals", "url = \"ldaps://a\"\nsync_interval = \"10m\"\nfull_sync_interval = \"5m\"\npage_size = 0\nmax_removed_fraction = 0",
+			"xmppd.toml:8: directory.full_sync_interval: must be at least 10m0s (got 5m0s)\n" +
+				"xmppd.toml:9: directory.page_size: must be between 1 and 100000 (got 0)\n" +
+				"xmppd.toml:10: directory.max_removed_fraction: must be greater than 0 and at most 1 (got 0)"},
+		{"users with ldap", "url = \"ldaps://a\"\n[[directory.user]]\nname = \"alice\"\npassword = \"x\"",
+			"xmppd.toml:7: directory.user: not used with backend = \"ldap\": accounts come from the directory"},
+		{"unknown ldap key", "url = \"ldaps://a\"\nbasedn = \"dc=x\"", `xmppd.toml:7: directory.basedn: unknown key (did you mean "base_dn"?)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, want := head+tc.doc, tc.want
+			switch tc.name {
+			case "no preset":
+				doc = strings.Replace(head, "preset = \"openldap\"\n", "", 1) + "url = \"ldaps://a\"\n"
+				want = `xmppd.toml:2: directory.preset: required with backend = "ldap": "activedirectory" or "openldap"`
+			case "bad preset":
+				doc = strings.Replace(head, "openldap", "samba", 1) + "url = \"ldaps://a\"\n"
+				want = `xmppd.toml:4: directory.preset: must be "activedirectory" or "openldap" (got "samba")`
+			}
+			_, err := Parse(filepath.Join(dir, "xmppd.toml"), []byte(doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.ReplaceAll(err.Error(), filepath.Join(dir, "xmppd.toml"), "xmppd.toml"); got != want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestLDAPWarnings(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "open.secret"), []byte("p"), 0o644)
+	os.WriteFile(filepath.Join(dir, "closed.secret"), []byte("p"), 0o600)
+	const head = "domain = \"corp.example\"\n[directory]\nbackend = \"ldap\"\npreset = \"openldap\"\nbase_dn = \"dc=corp,dc=example\"\nbind_dn = \"cn=x\"\n"
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want []string
+	}{
+		{"safe", "url = \"ldaps://a\"\nbind_password_file = \"closed.secret\"", nil},
+		{"loopback insecure", "url = \"ldap://127.0.0.1:389\"\nallow_insecure = true\nbind_password_file = \"closed.secret\"", nil},
+		{"inline password", "url = \"ldaps://a\"\nbind_password = \"p\"",
+			[]string{"xmppd.toml:8: directory.bind_password: the service account's password is in the configuration file; put it in a file readable only by xmppd and set bind_password_file"}},
+		{"readable file", "url = \"ldaps://a\"\nbind_password_file = \"open.secret\"",
+			[]string{"xmppd.toml:8: directory.bind_password_file: " + filepath.Join(dir, "open.secret") + " is readable by other users (mode -rw-r--r--); chmod 600 it"}},
+		{"insecure on network", "url = \"ldap://dc1.corp.example\"\nallow_insecure = true\nbind_password_file = \"closed.secret\"",
+			[]string{"xmppd.toml:8: directory.allow_insecure: is true and ldap://dc1.corp.example is not a loopback address: passwords cross the network in clear text"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse(filepath.Join(dir, "xmppd.toml"), []byte(head+tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range c.Warnings() {
+				got = append(got, strings.ReplaceAll(w, filepath.Join(dir, "xmppd.toml"), "xmppd.toml"))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -17,8 +17,9 @@ import (
 // is collected, and each one knows its exact key path.
 
 var (
-	durationType = reflect.TypeFor[time.Duration]()
-	levelType    = reflect.TypeFor[slog.Level]()
+	durationType   = reflect.TypeFor[time.Duration]()
+	levelType      = reflect.TypeFor[slog.Level]()
+	stringListType = reflect.TypeFor[StringList]()
 )
 
 func structOf(c *Config) reflect.Value { return reflect.ValueOf(c).Elem() }
@@ -92,6 +93,15 @@ func decodeValue(p *problems, path string, v any, fv reflect.Value) {
 		}
 		fv.SetInt(int64(l))
 		return
+	case stringListType:
+		if s, ok := v.(string); ok {
+			fv.Set(reflect.ValueOf(StringList{s}))
+			return
+		}
+		if _, ok := v.([]any); !ok {
+			p.badf(path, "expected a string or an array of strings (got %s)", describe(v))
+			return
+		}
 	}
 
 	switch fv.Kind() {

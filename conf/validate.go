@@ -26,7 +26,7 @@ func validate(p *problems, c *Config, base string) {
 	validateListen(p, c, base)
 	validateLimits(p, &c.Limits)
 	validateTLS(p, &c.TLS, base)
-	validateDirectory(p, c)
+	validateDirectory(p, c, base)
 }
 
 func validateTop(p *problems, c *Config, base string) {
@@ -254,13 +254,22 @@ func validateTLS(p *problems, t *TLS, base string) {
 	}
 }
 
-func validateDirectory(p *problems, c *Config) {
+func validateDirectory(p *problems, c *Config, base string) {
 	switch b := c.Directory.Backend; b {
 	case "static":
+		for _, k := range ldapKeys() {
+			if _, set := p.lines[joinKey("directory", k)]; set {
+				p.addf(joinKey("directory", k), "only used with backend = \"ldap\"")
+			}
+		}
 	case "ldap":
-		p.addf("directory.backend", "%q is not supported by this build", b)
+		validateLDAP(p, &c.Directory, base)
+		for i := range c.Directory.Users {
+			p.addf(indexKey("directory.user", i), "not used with backend = \"ldap\": accounts come from the directory")
+		}
+		return
 	default:
-		p.addf("directory.backend", "must be \"static\" (got %q)", b)
+		p.addf("directory.backend", "must be \"static\" or \"ldap\" (got %q)", b)
 	}
 
 	// Validate names against the configured domain when it is valid, so a

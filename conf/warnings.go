@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 )
 
@@ -55,6 +56,23 @@ func (c *Config) Warnings() []string {
 		}
 		warn(indexKey("directory.user", first)+".password", "%d user(s) have a plaintext password (%s%s); replace it with password_hash from `xmppd passwd`",
 			len(plain), strings.Join(names, ", "), more)
+	}
+	if d := &c.Directory; d.Backend == "ldap" {
+		if d.BindPassword != "" && d.BindPasswordFile == "" {
+			warn("directory.bind_password", "the service account's password is in the configuration file; put it in a file readable only by xmppd and set bind_password_file")
+		}
+		if d.BindPasswordFile != "" {
+			if fi, err := os.Stat(d.BindPasswordFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+				warn("directory.bind_password_file", "%s is readable by other users (mode %v); chmod 600 it", d.BindPasswordFile, fi.Mode().Perm())
+			}
+		}
+		if d.AllowInsecure && !d.StartTLS {
+			for _, raw := range d.URL {
+				if scheme, host, _ := checkLDAPURL(raw); scheme == "ldap" && !loopbackHost(host) {
+					warn("directory.allow_insecure", "is true and %s is not a loopback address: passwords cross the network in clear text", raw)
+				}
+			}
+		}
 	}
 	if c.Directory.Backend == "static" && len(c.Directory.Users) == 0 {
 		warn("directory", "no [[directory.user]] is configured: nobody can log in")

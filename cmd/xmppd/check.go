@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/ownchat/ownchat/conf"
+	"github.com/ownchat/ownchat/ldapsync"
 	"github.com/ownchat/ownchat/staticdir"
 )
 
@@ -32,9 +36,23 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
-	dir, err := staticdir.New(staticUsers(cfg))
-	if err != nil {
-		return fail(fmt.Errorf("%s: directory: %w", *path, err))
+	users := ""
+	switch cfg.Directory.Backend {
+	case "ldap":
+		report, err := checkLDAP(cfg)
+		if report != "" {
+			fmt.Fprint(stdout, report)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("%s: directory: %w", *path, err))
+		}
+		users = "LDAP directory"
+	default:
+		dir, err := staticdir.New(staticUsers(cfg))
+		if err != nil {
+			return fail(fmt.Errorf("%s: directory: %w", *path, err))
+		}
+		users = fmt.Sprintf("%d users (static directory)", len(dir.People()))
 	}
 	certNote := "self-signed certificate in data_dir"
 	if cfg.TLS.CertFile != "" {
@@ -43,8 +61,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		certNote = "certificate " + cfg.TLS.CertFile
 	}
-	fmt.Fprintf(stdout, "%s: OK: domain %s, %d users (%s directory), %s, data in %s\n", *path, cfg.Domain,
-		len(dir.People()), cfg.Directory.Backend, certNote, cfg.DataDir)
+	fmt.Fprintf(stdout, "%s: OK: domain %s, %s, %s, data in %s\n", *path, cfg.Domain, users, certNote, cfg.DataDir)
 	return 0
 }
 
@@ -55,4 +72,28 @@ func staticUsers(cfg *conf.Config) []staticdir.User {
 			PasswordHash: u.PasswordHash, Password: u.Password})
 	}
 	return users
+}
+
+// checkLDAP connects to the directory with the service account and reports
+// what ownChat would see; misconfiguration comes back in plain words.
+func checkLDAP(cfg *conf.Config) (string, error) {
+	lc, err := ldapConfig(cfg.Directory)
+	if err != nil {
+		return "", err
+	}
+	d, err := ldapsync.New(lc, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	report, err := d.Check(ctx)
+	if err != nil {
+		return report.String(), err
+	}
+	if len(report.Problems) > 0 {
+		return report.String(), fmt.Errorf("%d problem(s) with the directory (see above)", len(report.Problems))
+	}
+	return report.String(), nil
 }

@@ -63,7 +63,6 @@ func newLogger(format string, level *slog.LevelVar, w io.Writer) *slog.Logger {
 // can construct the same things without listening.
 type parts struct {
 	store *store.Store
-	dir   *staticdir.Directory
 	cert  *xmppd.Certificate
 	srv   *xmppd.Server
 }
@@ -76,10 +75,20 @@ func build(cfg *conf.Config, log *slog.Logger) (*parts, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := staticdir.New(staticUsers(cfg))
-	if err != nil {
-		st.Close()
-		return nil, err
+	// The static directory is complete at start. The LDAP directory is
+	// attached by startLDAP once the server exists; the server reports
+	// ready only when its snapshot is in place.
+	var (
+		dir   xmppd.Directory
+		scram xmppd.SCRAMSource
+	)
+	if cfg.Directory.Backend == "static" {
+		sd, err := staticdir.New(staticUsers(cfg))
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		dir, scram = staticDirectory{sd}, sd
 	}
 	cert, err := xmppd.LoadCertificate(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.DataDir, cfg.Domain)
 	if err != nil {
@@ -93,8 +102,8 @@ func build(cfg *conf.Config, log *slog.Logger) (*parts, error) {
 	srv := &xmppd.Server{
 		Domain:             cfg.Domain,
 		TLSConfig:          cert.TLSConfig(),
-		Directory:          staticDirectory{dir},
-		SCRAM:              dir,
+		Directory:          dir,
+		SCRAM:              scram,
 		Store:              st,
 		Logger:             log,
 		AllowPlaintext:     !cfg.TLS.RequireEncryption,
@@ -113,11 +122,10 @@ func build(cfg *conf.Config, log *slog.Logger) (*parts, error) {
 		MaxAuthFailures:    l.MaxAuthFailures,
 		AuthFailureDelay:   l.AuthFailureDelay,
 		MaxOfflineMessages: l.MaxOfflineMessages,
-		// The static directory is complete at start; the LDAP backend will
-		// set ready after its first sync instead.
-		ReadyAfterStart: true,
+		ResumeTimeout:      l.ResumeTimeout, // XEP-0198
+		ReadyAfterStart:    cfg.Directory.Backend == "static",
 	}
-	return &parts{store: st, dir: dir, cert: cert, srv: srv}, nil
+	return &parts{store: st, cert: cert, srv: srv}, nil
 }
 
 func serve(cfg *conf.Config, path string, level *slog.LevelVar, log *slog.Logger) error {
@@ -127,9 +135,24 @@ func serve(cfg *conf.Config, path string, level *slog.LevelVar, log *slog.Logger
 	}
 	defer p.store.Close()
 	srv := p.srv
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if cfg.Directory.Backend == "ldap" {
+		d, err := startLDAP(ctx, cfg, p.store, srv, log)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+	}
+	rooms, err := setupMUC(cfg, srv, p.store, log)
+	if err != nil {
+		return err
+	}
 
 	errc := make(chan error, 4)
-	var closers []func()
+	// Occupants hear that the room service stops (status 332) before their
+	// streams end.
+	closers := []func(){rooms.Shutdown}
 	listen := func(name, addr string, serveFn func(net.Listener) error) error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -205,13 +228,16 @@ func reload(path string, p *parts, level *slog.LevelVar, log *slog.Logger) {
 	log.Info("SIGHUP: log level set", "level", cfg.LogLevel.String())
 }
 
+// shutdown tells the room service first (closers[0]), stops the server,
+// then closes the other listeners.
 func shutdown(srv *xmppd.Server, closers []func(), log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	closers[0]()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
-	for _, c := range closers {
+	for _, c := range closers[1:] {
 		c()
 	}
 	log.Info("xmppd stopped")

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"time"
+
+	"github.com/ownchat/ownchat/conf"
+	"github.com/ownchat/ownchat/ldapsync"
+	"github.com/ownchat/ownchat/store"
+	"github.com/ownchat/ownchat/xmppd"
+	"github.com/ownchat/ownchat/xmppd/wire"
+)
+
+// ldapConfig maps [directory] onto ldapsync's options, preset applied.
+func ldapConfig(d conf.Directory) (ldapsync.Config, error) {
+	c := ldapsync.Config{
+		URLs: d.URL, StartTLS: d.StartTLS, AllowInsecure: d.AllowInsecure, CAFile: d.CAFile,
+		BindDN: d.BindDN, BindPassword: d.BindPassword,
+		BaseDN: d.BaseDN, UserBaseDN: d.UserBaseDN, GroupBaseDN: d.GroupBaseDN,
+		UserFilter: d.UserFilter, GroupFilter: d.GroupFilter, DisabledFilter: d.DisabledFilter,
+		UsernameAttr: d.UsernameAttr, AliasAttrs: d.AliasAttrs, DisplayNameAttr: d.DisplayNameAttr,
+		GroupNameAttr: d.GroupNameAttr, MemberAttr: d.MemberAttr, MemberUIDAttr: d.MemberUIDAttr,
+		MailAttr: d.MailAttr, TitleAttr: d.TitleAttr, PhoneAttr: d.PhoneAttr, DepartmentAttr: d.DepartmentAttr,
+		PhotoAttr: d.PhotoAttr, IDAttr: d.IDAttr, ChangeAttr: d.ChangeAttr, ExpiresAttr: d.ExpiresAttr,
+		RosterGroups: d.RosterGroups, SyncInterval: d.SyncInterval, FullSyncInterval: d.FullSyncInterval,
+		DialTimeout: d.DialTimeout, RequestTimeout: d.RequestTimeout, PageSize: d.PageSize,
+		MaxPhotoBytes: d.MaxPhotoBytes, MaxRemovedFraction: d.MaxRemovedFraction,
+	}
+	if d.Preset != "" {
+		if err := c.ApplyPreset(d.Preset); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// ldapDirectory adapts ldapsync to the interfaces the server consumes.
+type ldapDirectory struct{ d *ldapsync.Directory }
+
+func (l ldapDirectory) Authenticate(ctx context.Context, username, password string) error {
+	return l.d.Authenticate(ctx, username, password)
+}
+
+func (l ldapDirectory) Person(username string) (xmppd.Person, bool) {
+	p, ok := l.d.Lookup(username)
+	return xmppd.Person{Username: p.Username, DisplayName: p.DisplayName, Groups: p.Groups}, ok
+}
+
+func (l ldapDirectory) Colleagues(username string) []xmppd.Person {
+	cs := l.d.Colleagues(username)
+	out := make([]xmppd.Person, len(cs))
+	for i, p := range cs {
+		out[i] = xmppd.Person{Username: p.Username, DisplayName: p.DisplayName, Groups: p.Groups}
+	}
+	return out
+}
+
+// Resolve maps a login alias (userPrincipalName, mail) to the username.
+func (l ldapDirectory) Resolve(login string) (string, bool) { return l.d.Resolve(login) }
+
+// startLDAP opens the directory (its stored snapshot lets the server serve
+// rosters while the directory is down), marks the server ready once a
+// snapshot is in place, and keeps syncing until ctx ends; each diff is
+// applied to the running sessions.
+func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmppd.Server, log *slog.Logger) (*ldapsync.Directory, error) {
+	lc, err := ldapConfig(cfg.Directory)
+	if err != nil {
+		return nil, err
+	}
+	d, err := ldapsync.New(lc, st, log.With("component", "ldapsync"))
+	if err != nil {
+		return nil, err
+	}
+	srv.Directory = ldapDirectory{d}
+	srv.VCardFields = directoryVCard(d, log)
+	srv.SetReady(d.Ready())
+	if !d.Ready() {
+		log.Warn("no directory snapshot yet: logins wait for the first sync (/healthz says 503 until then)")
+		go func() {
+			for !d.Ready() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+			srv.SetReady(true)
+		}()
+	}
+	go d.Run(ctx, func(diff ldapsync.Diff) {
+		log.Info("directory sync", "changes", diff.Summary)
+		srv.DirectoryChanged(directoryChange(diff))
+		srv.SetReady(d.Ready())
+	})
+	srv.HandleAdmin("sync", func(args []string) (string, error) {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		diff, err := d.Sync(sctx)
+		if err != nil {
+			return "", err
+		}
+		srv.SetReady(d.Ready())
+		return "sync done: " + diff.Summary + "\n", nil
+	})
+	return d, nil
+}
+
+func directoryChange(diff ldapsync.Diff) xmppd.DirectoryChange {
+	ch := xmppd.DirectoryChange{RosterChanged: diff.RosterChanged}
+	ch.Gone = append(ch.Gone, diff.Removed...)
+	ch.Gone = append(ch.Gone, diff.Disabled...)
+	ch.Contacts = append(ch.Contacts, diff.Added...)
+	ch.Contacts = append(ch.Contacts, diff.Removed...)
+	ch.Contacts = append(ch.Contacts, diff.Disabled...)
+	ch.Contacts = append(ch.Contacts, diff.Changed...)
+	for _, r := range diff.Renamed {
+		ch.Gone = append(ch.Gone, r.From)
+		ch.Contacts = append(ch.Contacts, r.From, r.To)
+	}
+	return ch
+}
+
+// directoryVCard renders the directory's fields of a person as vcard-temp
+// (XEP-0054): they are merged into the user's vCard and cannot be changed
+// by the user. Only what the directory has is included.
+func directoryVCard(d *ldapsync.Directory, log *slog.Logger) func(user string) *wire.Element {
+	const ns = "vcard-temp"
+	text := func(local, value string) *wire.Element {
+		return (&wire.Element{Space: ns, Local: local}).AddText(value)
+	}
+	return func(user string) *wire.Element {
+		p, ok, err := d.Profile(user)
+		if err != nil {
+			log.Warn("directory vCard", "user", user, "err", err)
+		}
+		if !ok {
+			return nil
+		}
+		v := &wire.Element{Space: ns, Local: "vCard", Attrs: []wire.Attr{{Name: "xmlns", Value: ns}}}
+		if p.DisplayName != "" {
+			v.Add(text("FN", p.DisplayName))
+		}
+		if p.Mail != "" {
+			v.Add((&wire.Element{Space: ns, Local: "EMAIL"}).Add(&wire.Element{Space: ns, Local: "INTERNET"}, text("USERID", p.Mail)))
+		}
+		if p.Phone != "" {
+			v.Add((&wire.Element{Space: ns, Local: "TEL"}).Add(&wire.Element{Space: ns, Local: "WORK"}, text("NUMBER", p.Phone)))
+		}
+		if p.Title != "" {
+			v.Add(text("TITLE", p.Title))
+		}
+		if p.Department != "" {
+			v.Add((&wire.Element{Space: ns, Local: "ORG"}).Add(text("ORGUNIT", p.Department)))
+		}
+		if len(p.Photo) > 0 {
+			v.Add((&wire.Element{Space: ns, Local: "PHOTO"}).Add(text("TYPE", p.PhotoType), text("BINVAL", base64.StdEncoding.EncodeToString(p.Photo))))
+		}
+		return v
+	}
+}
