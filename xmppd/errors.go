@@ -24,6 +24,7 @@ const (
 	nsTime        = "urn:xmpp:time"
 	nsDelay       = "urn:xmpp:delay"
 	nsHints       = "urn:xmpp:hints"
+	nsRegister    = "jabber:iq:register"
 )
 
 // streamCondition is an RFC 6120 §4.9.3 stream error condition.

@@ -112,8 +112,10 @@ func (s *Server) registerCoreIQ() {
 		nsTime:       timeHandler,
 		nsRoster:     func(c *conn, el, q *wire.Element) { c.handleRosterIQ(el, q) },
 		nsSession:    func(c *conn, el, q *wire.Element) { c.sendElement(iqResult(el)) },
+		nsRegister:   registerRefused,
 	}
 	s.accountIQ = map[string]iqHandler{
+		nsRegister:   registerRefused,
 		nsRoster:     func(c *conn, el, q *wire.Element) { c.handleRosterIQ(el, q) },
 		nsDiscoInfo:  discoInfoAccount,
 		nsDiscoItems: discoItemsAccount,
@@ -206,6 +208,13 @@ func discoItemsAccount(c *conn, el, q *wire.Element) {
 	}
 	r, _ := queryResult(el, nsDiscoItems)
 	c.sendElement(r)
+}
+
+// registerRefused answers XEP-0077 requests (account registration,
+// password change, cancellation): the directory owns accounts and
+// passwords, and the client is told so instead of a bare error.
+func registerRefused(c *conn, el, q *wire.Element) {
+	c.bounce(el, "", errNotAllowed.withText("accounts and passwords are managed in the company directory; ask your IT department"))
 }
 
 // pingHandler answers XEP-0199 pings to the server.

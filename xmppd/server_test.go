@@ -222,3 +222,18 @@ func TestHTTPHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterRefused: no in-band registration or password change; the
+// client is told why (XEP-0077, issue: the directory owns passwords).
+func TestRegisterRefused(t *testing.T) {
+	ts := newTestServer(t)
+	alice := ts.online(t, "alice", "a", 0)
+	for _, to := range []string{testDomain, ""} {
+		el := alice.iq("set", to, `<query xmlns='jabber:iq:register'><username>alice</username><password>new</password></query>`)
+		e := el.Child(nsClient, "error")
+		if el.Attr("type") != "error" || e == nil || e.Child(nsStanzas, "not-allowed") == nil ||
+			e.Child(nsStanzas, "text") == nil {
+			t.Errorf("password change to %q: %s, want not-allowed with a text", to, el)
+		}
+	}
+}
