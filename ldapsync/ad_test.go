@@ -110,6 +110,9 @@ func provisionAD(t testing.TB) (*sambaAD, error) {
 		"--server-role=dc", "--dns-backend=NONE", "--adminpass="+adAdminPW, "--targetdir="+dir,
 		"--option=interfaces=lo", "--option=bind interfaces only=yes", "--option=server services=ldap",
 		"--option=log file="+filepath.Join(dir, "log.%m"),
+		// Its own pid file: the default /run/samba would clash with any
+		// other samba on the machine (a concurrent test run, a real DC).
+		"--option=pid directory="+filepath.Join(dir, "run"),
 		"--option=tls enabled=yes", "--option=tls keyfile="+filepath.Join(dir, "server.key"),
 		"--option=tls certfile="+filepath.Join(dir, "server.pem"), "--option=tls cafile="+filepath.Join(dir, "ca.pem"),
 	).CombinedOutput()
