@@ -33,6 +33,10 @@ type CheckReport struct {
 	RosterGroups int
 	Samples      []Sample // up to 3 users who may log in
 	Problems     []string // misconfiguration, in plain words
+	// Warnings are entries that cannot log in (invalid or duplicate
+	// usernames, no username): data to fix in the directory, not a
+	// configuration that fails.
+	Warnings []string
 }
 
 // ServerCheck is the connection test of one URL.
@@ -118,6 +122,7 @@ func (d *Directory) Check(ctx context.Context) (CheckReport, error) {
 }
 
 func (d *Directory) checkEntries(c *conn, r *CheckReport, problem func(string, ...any)) error {
+	warning := func(format string, args ...any) { r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...)) }
 	s := d.s
 	var users []userRec
 	noName, noID, noChange := 0, 0, 0
@@ -175,7 +180,7 @@ func (d *Directory) checkEntries(c *conn, r *CheckReport, problem func(string, .
 	case noName == len(users):
 		problem("none of the %d users has the username attribute %q: set username_attr to the attribute that holds the login name", len(users), s.username)
 	case noName > 0:
-		problem("%d of %d users have no %q attribute and cannot log in", noName, len(users), s.username)
+		warning("%d of %d users have no %q attribute and cannot log in", noName, len(users), s.username)
 	}
 	var bad []string
 	for i := range users {
@@ -188,7 +193,7 @@ func (d *Directory) checkEntries(c *conn, r *CheckReport, problem func(string, .
 		if len(bad) > 5 {
 			bad, more = bad[:5], fmt.Sprintf(" and %d more", len(bad)-5)
 		}
-		problem("%d user(s) cannot log in: %s%s", len(bad), strings.Join(bad, ", "), more)
+		warning("%d user(s) cannot log in: %s%s", len(bad), strings.Join(bad, ", "), more)
 	}
 	if len(users) > 0 && noID == len(users) {
 		problem("no user has the ID attribute %q (hidden by an ACL?): renames will look like a delete and an add", s.IDAttr)
@@ -290,6 +295,9 @@ func (r CheckReport) String() string {
 		if smp.Photo != "" {
 			fmt.Fprintf(&b, "  photo %s\n", smp.Photo)
 		}
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "problem: %s\n", p)

@@ -27,6 +27,11 @@ type Diff struct {
 	// roster push. Users in Added, Removed, Disabled and Renamed are not
 	// listed.
 	RosterChanged []string
+	// Regrouped users (a subset of RosterChanged) are in other
+	// shared-roster groups than before: their item changed in their
+	// colleagues' rosters, and their own roster may have gained or lost
+	// any user in RosterChanged.
+	Regrouped []string
 	// Summary is one line for logs and `xmppd ctl sync`:
 	// "users +3 -1 ~2 (disabled 1), groups ~2, 12 rosters changed". The
 	// "-" count includes the disabled users.
@@ -126,7 +131,11 @@ func diff(prev, next *snapshot) Diff {
 		}
 		id := next.users[p.rec].id
 		old := prev.activeByID(id)
-		changed := !slices.Equal(old.Groups, p.Groups)
+		regrouped := !slices.Equal(old.Groups, p.Groups)
+		if regrouped {
+			d.Regrouped = append(d.Regrouped, p.Username)
+		}
+		changed := regrouped
 		for _, g := range p.Groups {
 			key := strings.ToLower(g)
 			// A member's own new display name is not in their roster.
@@ -138,7 +147,7 @@ func diff(prev, next *snapshot) Diff {
 		}
 	}
 
-	for _, l := range [][]string{d.Added, d.Removed, d.Disabled, d.Changed, d.RosterChanged} {
+	for _, l := range [][]string{d.Added, d.Removed, d.Disabled, d.Changed, d.RosterChanged, d.Regrouped} {
 		slices.Sort(l)
 	}
 	slices.SortFunc(d.Renamed, func(a, b Rename) int { return strings.Compare(a.From, b.From) })

@@ -395,7 +395,7 @@ func TestSyncDiff(t *testing.T) {
 		{"second group", func() {
 			s.Modify("cn=Legal,"+groups, func(r *ldap.ModifyRequest) { r.Add("member", []string{"uid=bob," + people}) })
 			// alice and jsmith share only Engineering with bob: unchanged.
-		}, Diff{RosterChanged: []string{"bob", "erin", "jmueller"},
+		}, Diff{RosterChanged: []string{"bob", "erin", "jmueller"}, Regrouped: []string{"bob"},
 			Summary: "users +0 -0, groups ~1, 3 rosters changed"}},
 		{"rename", func() {
 			s.Rename("uid=grace,"+people, "uid=ghopper")
@@ -405,7 +405,7 @@ func TestSyncDiff(t *testing.T) {
 				Summary: "users +0 -0 (renamed 1), groups ~1, 2 rosters changed"}},
 		{"group renamed", func() { s.Rename("cn=Legal,"+groups, "cn=Law") },
 			// Law is not a roster group: Legal's members lose it.
-			Diff{RosterChanged: []string{"bob", "erin", "jmueller"},
+			Diff{RosterChanged: []string{"bob", "erin", "jmueller"}, Regrouped: []string{"bob", "erin", "jmueller"},
 				Summary: "users +0 -0, groups ~1, 3 rosters changed"}},
 	} {
 		t.Run(step.name, func(t *testing.T) {

@@ -399,7 +399,8 @@ func TestCheck(t *testing.T) {
 		}
 		if r.Users != 11 || r.Inactive != 2 || r.Disabled != 1 || r.Groups != 8 || r.RosterGroups != 8 ||
 			len(r.Samples) != 3 || !r.Paging || r.BoundAs != serviceDN ||
-			!reflect.DeepEqual(r.Problems, []string{`1 user(s) cannot log in: "heidi@home" (username is not a valid XMPP localpart)`}) {
+			len(r.Problems) != 0 ||
+			!reflect.DeepEqual(r.Warnings, []string{`1 user(s) cannot log in: "heidi@home" (username is not a valid XMPP localpart)`}) {
 			t.Errorf("report:\n%s%+v", r, r)
 		}
 		if r.Samples[0].Person.Username != "alice" || !strings.Contains(r.Samples[0].Photo, "jpegPhoto: 598 bytes image/jpeg") {

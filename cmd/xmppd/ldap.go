@@ -108,13 +108,14 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 }
 
 func directoryChange(diff ldapsync.Diff) xmppd.DirectoryChange {
-	ch := xmppd.DirectoryChange{RosterChanged: diff.RosterChanged}
+	ch := xmppd.DirectoryChange{RosterChanged: diff.RosterChanged, Regrouped: diff.Regrouped}
 	ch.Gone = append(ch.Gone, diff.Removed...)
 	ch.Gone = append(ch.Gone, diff.Disabled...)
 	ch.Contacts = append(ch.Contacts, diff.Added...)
 	ch.Contacts = append(ch.Contacts, diff.Removed...)
 	ch.Contacts = append(ch.Contacts, diff.Disabled...)
 	ch.Contacts = append(ch.Contacts, diff.Changed...)
+	ch.Contacts = append(ch.Contacts, diff.Regrouped...)
 	for _, r := range diff.Renamed {
 		ch.Gone = append(ch.Gone, r.From)
 		ch.Contacts = append(ch.Contacts, r.From, r.To)
