@@ -50,7 +50,7 @@ const (
 	// The server asks for an ack after smAckEvery unrequested stanzas, or
 	// smAckDelay after the first one, so that clients ack in batches and a
 	// burst costs one <r/> per smAckEvery stanzas, written in the same flush.
-	smAckEvery = 16
+	smAckEvery = 64
 	smAckDelay = 500 * time.Millisecond
 
 	// The unacked queue is a list of fixed chunks from a pool shared by all

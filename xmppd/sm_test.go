@@ -223,22 +223,25 @@ func TestSMAcks(t *testing.T) {
 		t.Fatalf("server acked %s, want h='3'", a)
 	}
 
-	// 20 messages to alice: the server asks for an ack after 16.
-	for i := 0; i < 20; i++ {
+	// smAckEvery+4 messages to alice: the server asks for an ack after
+	// smAckEvery.
+	n := smAckEvery + 4
+	for i := 0; i < n; i++ {
 		bob.send(message(alice.jid, fmt.Sprint("m", i)))
 	}
-	alice.waitFor("m19", hasBody("m19"))
+	last := fmt.Sprint("m", n-1)
+	alice.waitFor(last, hasBody(last))
 	// The server asked after a batch, not only when its timer fired.
-	first, last := -1, -1
+	first, lastAt := -1, -1
 	for i, s := range alice.seen[mark:] {
 		if first < 0 && strings.HasPrefix(s, "<r ") {
 			first = i
 		}
-		if strings.Contains(s, "<body>m19</body>") {
-			last = i
+		if strings.Contains(s, "<body>"+last+"</body>") {
+			lastAt = i
 		}
 	}
-	if first < 0 || first > last {
+	if first < 0 || first > lastAt {
 		t.Fatalf("no <r/> among the first %d stanzas:%s", smAckEvery, alice.history())
 	}
 	srv := ts.smSession(t, alice.jid)

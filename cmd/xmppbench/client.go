@@ -38,6 +38,9 @@ type clientConfig struct {
 	TLS      *tls.Config
 	// Timeout bounds the whole login (dial to bind).
 	Timeout time.Duration
+	// SM enables XEP-0198 stream management with resumption after
+	// binding.
+	SM bool
 	// Sources are local addresses dialled from, round robin, to get more
 	// than one ephemeral port range; nil dials from the default address.
 	Sources []*net.TCPAddr
@@ -50,6 +53,7 @@ type clientConfig struct {
 // session is one logged-in, bound client stream.
 type session struct {
 	conn  net.Conn // the TLS connection when TLS is on
+	raw   net.Conn // the TCP connection under it
 	split streamSplitter
 	sc    *bufio.Scanner
 
@@ -58,11 +62,15 @@ type session struct {
 
 	user string
 	jid  string // full JID from resource binding
+
+	sm smCounter // XEP-0198 counting, when enabled
+	// gone is set by an idle reader when the server closed the stream.
+	gone bool
 }
 
 // loginError says which step of the handshake failed.
 type loginError struct {
-	Step string // "dial", "stream", "starttls", "tls", "sasl", "bind", "session", "presence"
+	Step string // "dial", "stream", "starttls", "tls", "sasl", "bind", "session", "sm", "presence", "resume"
 	User string
 	Err  error
 }
@@ -74,16 +82,85 @@ func (e *loginError) Error() string {
 func (e *loginError) Unwrap() error { return e.Err }
 
 // login opens a stream for user and takes it through STARTTLS (if
-// configured), SASL PLAIN, resource binding and, if presence is set, an
-// initial presence.
+// configured), SASL PLAIN, resource binding, stream management (if
+// configured) and, if presence is set, an initial presence.
 func (c *clientConfig) login(ctx context.Context, user string, presence bool) (*session, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	s, feats, err := c.authenticate(ctx, user)
+	if err != nil {
+		return nil, err
+	}
 	fail := func(step string, err error) (*session, error) {
+		s.raw.Close()
 		return nil, &loginError{Step: step, User: user, Err: err}
 	}
+
+	// RFC 6120 §7.6.1: ask for our resource; the server may pick another.
+	res := ""
+	if c.Resource != "" {
+		res = "<resource>" + c.Resource + "</resource>"
+	}
+	tok, err := s.roundTrip("<iq type='set' id='bind1'><bind xmlns='" + nsBind + "'>" + res + "</bind></iq>")
+	if err != nil {
+		return fail("bind", err)
+	}
+	if t, _, _ := attr(tok, "type"); !bytes.Equal(t, []byte("result")) {
+		return fail("bind", fmt.Errorf("answered %s", tok))
+	}
+	jid, found := childText(tok, "jid")
+	if !found || len(jid) == 0 {
+		return fail("bind", fmt.Errorf("no jid in %s", tok))
+	}
+	s.jid = string(jid)
+
+	// RFC 3921 §3 session establishment, only where a server still insists
+	// (RFC 6121 Appendix E lets servers mark it optional).
+	if sessionRequired(feats) {
+		tok, err = s.roundTrip("<iq type='set' id='sess1'><session xmlns='" + nsSess + "'/></iq>")
+		if err != nil {
+			return fail("session", err)
+		}
+		if t, _, _ := attr(tok, "type"); !bytes.Equal(t, []byte("result")) {
+			return fail("session", fmt.Errorf("answered %s", tok))
+		}
+	}
+	if c.SM {
+		// XEP-0198 §3: after binding; before the initial presence, so that
+		// every stanza the session receives is counted, as clients do.
+		if !offersSM(feats) {
+			return fail("sm", fmt.Errorf("stream management not offered in %s", feats))
+		}
+		if err := s.enableSM(); err != nil {
+			return fail("sm", err)
+		}
+	}
+	if presence {
+		// RFC 6121 §4.2.1 initial presence.
+		s.w.WriteString("<presence/>")
+		if err := s.w.Flush(); err != nil {
+			return fail("presence", err)
+		}
+	}
+	s.raw.SetDeadline(time.Time{})
+	return s, nil
+}
+
+// withTimeout bounds one login by c.Timeout.
+func (c *clientConfig) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
-		defer cancel()
+		return context.WithTimeout(ctx, c.Timeout)
+	}
+	return ctx, func() {}
+}
+
+// authenticate dials, negotiates STARTTLS (if configured) and SASL PLAIN,
+// and returns the session with the stream restarted after SASL and its
+// features (resource binding, stream management). The connection has
+// ctx's deadline; on error it is closed.
+func (c *clientConfig) authenticate(ctx context.Context, user string) (*session, []byte, error) {
+	fail := func(step string, err error) (*session, []byte, error) {
+		return nil, nil, &loginError{Step: step, User: user, Err: err}
 	}
 	d := net.Dialer{}
 	if n := len(c.Sources); n > 0 {
@@ -93,7 +170,7 @@ func (c *clientConfig) login(ctx context.Context, user string, presence bool) (*
 	if err != nil {
 		return fail("dial", err)
 	}
-	s := &session{conn: raw, user: user}
+	s := &session{conn: raw, raw: raw, user: user}
 	ok := false
 	defer func() {
 		if !ok {
@@ -163,46 +240,8 @@ func (c *clientConfig) login(ctx context.Context, user string, presence bool) (*
 	if feats, err = s.open(c.Domain); err != nil {
 		return fail("stream", err)
 	}
-
-	// RFC 6120 §7.6.1: ask for our resource; the server may pick another.
-	res := ""
-	if c.Resource != "" {
-		res = "<resource>" + c.Resource + "</resource>"
-	}
-	tok, err = s.roundTrip("<iq type='set' id='bind1'><bind xmlns='" + nsBind + "'>" + res + "</bind></iq>")
-	if err != nil {
-		return fail("bind", err)
-	}
-	if t, _, _ := attr(tok, "type"); !bytes.Equal(t, []byte("result")) {
-		return fail("bind", fmt.Errorf("answered %s", tok))
-	}
-	jid, found := childText(tok, "jid")
-	if !found || len(jid) == 0 {
-		return fail("bind", fmt.Errorf("no jid in %s", tok))
-	}
-	s.jid = string(jid)
-
-	// RFC 3921 §3 session establishment, only where a server still insists
-	// (RFC 6121 Appendix E lets servers mark it optional).
-	if sessionRequired(feats) {
-		tok, err = s.roundTrip("<iq type='set' id='sess1'><session xmlns='" + nsSess + "'/></iq>")
-		if err != nil {
-			return fail("session", err)
-		}
-		if t, _, _ := attr(tok, "type"); !bytes.Equal(t, []byte("result")) {
-			return fail("session", fmt.Errorf("answered %s", tok))
-		}
-	}
-	if presence {
-		// RFC 6121 §4.2.1 initial presence.
-		s.w.WriteString("<presence/>")
-		if err := s.w.Flush(); err != nil {
-			return fail("presence", err)
-		}
-	}
-	raw.SetDeadline(time.Time{})
 	ok = true
-	return s, nil
+	return s, feats, nil
 }
 
 // reset makes s read and write conn with fresh buffers, as a new stream
@@ -303,13 +342,28 @@ func (s *session) close() {
 
 // readLoop reads stanzas until the stream ends, hands each one to
 // onStanza (which must not keep it) and answers iq requests so a server
-// that pings idle clients (XEP-0199) keeps them. It returns the reason the
-// stream ended.
+// that pings idle clients (XEP-0199) keeps them. With stream management on
+// it counts every stanza and answers each <r/> at once with <a h/>
+// (XEP-0198 §4); the SM nonzas are not handed to onStanza. It returns the
+// reason the stream ended.
 func (s *session) readLoop(onStanza func(tok []byte)) error {
 	for {
 		tok, err := s.next()
 		if err != nil {
 			return err
+		}
+		if s.sm.on {
+			// Counted when read: the iq answered below and a message
+			// onStanza sees are handled as far as the server is concerned.
+			switch s.sm.see(tok) {
+			case smRequest:
+				if err := s.write(s.sm.ack()); err != nil {
+					return err
+				}
+				continue
+			case smNonza:
+				continue
+			}
 		}
 		if len(tok) > 3 && tok[1] == 'i' && tok[2] == 'q' {
 			s.answerIQ(tok)

@@ -85,7 +85,11 @@ type fakeServer struct {
 	offerTLS bool
 	needTLS  bool
 	session  string // "", "optional" or "required"
+	offerSM  bool   // offer XEP-0198 with resource binding
 	password string
+	// resume, when set, handles the first element after the post-SASL
+	// features instead of resource binding.
+	resume func(c *fakeConn, tok string) error
 	// after runs once the client is bound, with the server side of the
 	// stream; it may send stanzas and read answers.
 	after func(fs *fakeConn)
@@ -210,7 +214,18 @@ func (fs *fakeServer) serve(conn net.Conn) error {
 	case "required":
 		sess = `<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>`
 	}
-	c.send(fakeHeader + `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>` + sess + `</stream:features>`)
+	sm := ""
+	if fs.offerSM {
+		sm = `<sm xmlns='urn:xmpp:sm:3'/>`
+	}
+	c.send(fakeHeader + `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>` + sess + sm + `</stream:features>`)
+	if fs.resume != nil {
+		tok, err := c.read()
+		if err != nil {
+			return err
+		}
+		return fs.resume(c, tok)
+	}
 	tok, err = c.expect("<iq")
 	if err != nil {
 		return err
@@ -483,6 +498,13 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-user", "u%s%d"}, "exactly one", nil},
 		{[]string{"-ramp", "fast"}, "bad rate", nil},
 		{[]string{"-presence", "maybe"}, "-presence", nil},
+		{[]string{"-mode", "msg", "-sm"}, "", func(o *options) bool { return o.SM && !o.Park }},
+		{[]string{"-mode", "idle", "-pid", "1", "-sm", "-park"}, "", func(o *options) bool { return o.SM && o.Park }},
+		{[]string{"-mode", "idle", "-pid", "1", "-sm", "-park-each"}, "", func(o *options) bool { return o.Park && o.ParkEach }},
+		{[]string{"-mode", "idle", "-pid", "1", "-park"}, "-park and -park-each need", nil},
+		{[]string{"-mode", "idle", "-pid", "1", "-park-each"}, "-park and -park-each need", nil},
+		{[]string{"-mode", "msg", "-sm", "-park"}, "-park and -park-each need", nil},
+		{[]string{"-mode", "login", "-sm"}, "-sm is for", nil},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer

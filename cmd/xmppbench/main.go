@@ -12,6 +12,11 @@
 //	-mode msg    one-to-one message throughput and delivery latency
 //	-mode idle   server memory per open session
 //
+// -sm enables XEP-0198 stream management (msg and idle): throughput and
+// memory with acknowledgements; -park (idle) then drops every connection
+// without closing its stream and measures the sessions the server keeps
+// for resumption.
+//
 // Every mode prints a human-readable summary; -json adds one JSON line
 // with all figures for scripts (bench/compare.sh).
 package main
@@ -55,6 +60,7 @@ type options struct {
 	JSON     bool
 	PID      int
 	Profile  string
+	SM       bool
 
 	// login and idle
 	N           int
@@ -73,6 +79,10 @@ type options struct {
 	// idle
 	Hold   time.Duration
 	Settle time.Duration
+	Park   bool
+	// ParkEach drops each connection right after its first ack instead
+	// of all of them after the hold.
+	ParkEach bool
 }
 
 func main() {
@@ -111,6 +121,7 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.StringVar(&o.Src, "src", "", "comma-separated local `IPs` to dial from, round robin (more ephemeral ports)")
 	fs.BoolVar(&o.JSON, "json", false, "also print one JSON line with all figures")
 	fs.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of xmppbench itself to `file`")
+	fs.BoolVar(&o.SM, "sm", false, "msg, idle: enable XEP-0198 stream management with resumption after bind, count stanzas and answer the server's ack requests")
 	fs.IntVar(&o.PID, "pid", 0, "server process id: report its CPU time and VmRSS (required for idle)")
 	fs.IntVar(&o.N, "n", 2000, "login: logins to perform; idle: sessions to open")
 	fs.IntVar(&o.Users, "users", 0, "login: distinct users cycled through (0: n)")
@@ -124,6 +135,8 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 	fs.IntVar(&o.Size, "size", 100, "msg: body size in bytes")
 	fs.DurationVar(&o.Hold, "hold", 10*time.Second, "idle: keep the sessions open this long after measuring")
 	fs.DurationVar(&o.Settle, "settle", 30*time.Second, "idle: longest wait for the server to become quiet")
+	fs.BoolVar(&o.Park, "park", false, "idle (needs -sm): after measuring, drop every connection without closing its stream and measure the server with the sessions parked for resumption")
+	fs.BoolVar(&o.ParkEach, "park-each", false, "idle (needs -sm): like -park, but drop each connection as soon as it has answered the server's first ack request, so that only parked sessions remain and their own cost is measured")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -164,6 +177,15 @@ func parseFlags(args []string, errOut io.Writer) (*options, error) {
 		}
 	default:
 		return nil, fmt.Errorf("xmppbench: unknown -mode %q (login, msg, idle)", o.Mode)
+	}
+	if o.SM && o.Mode == "login" {
+		return nil, fmt.Errorf("xmppbench: -sm is for the msg and idle modes")
+	}
+	if (o.Park || o.ParkEach) && (o.Mode != "idle" || !o.SM) {
+		return nil, fmt.Errorf("xmppbench: -park and -park-each need -mode idle and -sm")
+	}
+	if o.ParkEach {
+		o.Park = true
 	}
 	return o, nil
 }
@@ -208,6 +230,7 @@ func (o *options) client() (*clientConfig, error) {
 		Password: o.Password,
 		Resource: o.Resource,
 		STARTTLS: o.TLS,
+		SM:       o.SM,
 		Timeout:  o.Timeout,
 		TLS: &tls.Config{
 			ServerName:         o.Domain,
@@ -246,6 +269,7 @@ type header struct {
 	Mode        string           `json:"mode"`
 	Addr        string           `json:"addr"`
 	TLS         bool             `json:"tls"`
+	SM          bool             `json:"sm"`
 	TLSInfo     string           `json:"tls_info,omitempty"`
 	Start       string           `json:"start"`
 	NoFile      uint64           `json:"nofile"`
@@ -277,6 +301,7 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 		Mode:       o.Mode,
 		Addr:       o.Addr,
 		TLS:        o.TLS,
+		SM:         o.SM,
 		Start:      time.Now().UTC().Format(time.RFC3339),
 		NoFile:     nofile,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
@@ -317,7 +342,7 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 	h.Errors, h.ErrorKinds, h.FirstErrors = errs.snapshot()
 	*r.head() = h
 
-	fmt.Fprintf(out, "xmppbench %s against %s (tls=%v)\n", o.Mode, o.Addr, o.TLS)
+	fmt.Fprintf(out, "xmppbench %s against %s (tls=%v, sm=%v)\n", o.Mode, o.Addr, o.TLS, o.SM)
 	if h.TLSInfo != "" {
 		fmt.Fprintf(out, "  tls:          %s\n", h.TLSInfo)
 	}
