@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -342,6 +343,22 @@ func TestLDAPDirectory(t *testing.T) {
 		}
 		if resp != nil {
 			resp.Body.Close()
+		}
+		// The outage is visible to monitoring.
+		if resp, err := http.Get("http://" + ls.HTTPAddr + "/metrics"); err != nil {
+			t.Errorf("/metrics: %v", err)
+		} else {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, want := range []string{"xmppd_directory_users ", "xmppd_directory_sync_failures_total ",
+				"xmppd_directory_logins_unavailable_total 1", "xmppd_directory_last_sync_timestamp_seconds "} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("/metrics lacks %q:\n%s", want, body)
+				}
+			}
+			if strings.Contains(string(body), "xmppd_directory_sync_failures_total 0\n") {
+				t.Errorf("/metrics counts no failed sync while the directory is down")
+			}
 		}
 
 		dir.Start()

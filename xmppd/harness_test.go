@@ -52,7 +52,8 @@ type fakeUser struct {
 type fakeDir struct {
 	mu      sync.Mutex
 	users   map[string]fakeUser
-	tempErr atomic.Bool // Authenticate answers with a Temporary() error
+	photos  map[string]string // username -> photo hash (XEP-0153)
+	tempErr atomic.Bool       // Authenticate answers with a Temporary() error
 }
 
 func newFakeDir() *fakeDir {
@@ -91,7 +92,7 @@ func (d *fakeDir) Person(username string) (Person, bool) {
 	if !ok {
 		return Person{}, false
 	}
-	return Person{Username: username, DisplayName: u.display, Groups: u.groups}, true
+	return Person{Username: username, DisplayName: u.display, Groups: u.groups, PhotoHash: d.photos[username]}, true
 }
 
 func (d *fakeDir) Colleagues(username string) []Person {

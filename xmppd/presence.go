@@ -185,6 +185,9 @@ func parsePriority(el *wire.Element) int {
 func (c *conn) goAvailable(el *wire.Element) {
 	s := c.srv
 	el.RemoveAttr("to")
+	if p, ok := s.Directory.Person(c.user); ok && p.PhotoHash != "" {
+		setAvatarHash(el, p.PhotoHash)
+	}
 	b := el.AppendXML(make([]byte, 0, 256), nsClient)
 	prio := parsePriority(el)
 	c.pmu.Lock()
@@ -387,4 +390,19 @@ func (s *Server) sendPresencesOf(contact, user string, unavailable bool) {
 			}
 		}
 	}
+}
+
+const nsVCardUpdate = "vcard-temp:x:update"
+
+// setAvatarHash announces the directory's photo in the presence
+// (XEP-0153 §3.2): the directory owns the photo, so its hash replaces
+// whatever the client put there, including an empty <photo/>.
+func setAvatarHash(el *wire.Element, hash string) {
+	x := el.Child(nsVCardUpdate, "x")
+	if x == nil {
+		x = elem(nsVCardUpdate, "x")
+		el.Add(x)
+	}
+	x.Nodes = x.Nodes[:0]
+	x.Add((&wire.Element{Space: nsVCardUpdate, Local: "photo"}).AddText(hash))
 }

@@ -426,3 +426,30 @@ func TestSubscribeNonexistent(t *testing.T) {
 	alice.send(`<presence to='x@elsewhere.org' type='subscribe'/>`)
 	alice.waitFor("error", isStanzaError("presence", "remote-server-not-found"))
 }
+
+// TestAvatarHashFromDirectory: the directory's photo hash is announced in
+// presence (XEP-0153), replacing what the client claimed.
+func TestAvatarHashFromDirectory(t *testing.T) {
+	ts := newTestServer(t)
+	ts.dir.mu.Lock()
+	ts.dir.photos = map[string]string{"alice": "9c2b7a3e4f1d0a5b6c7d8e9f0a1b2c3d4e5f6a7b"}
+	ts.dir.mu.Unlock()
+	bob := ts.online(t, "bob", "b", 0)
+	alice := ts.login(t, "alice", "a")
+	alice.rosterGet("")
+	alice.send(`<presence><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
+	p := bob.waitFor("alice's presence", is("presence", "from", alice.jid, "type", ""))
+	x := p.Child("vcard-temp:x:update", "x")
+	if x == nil || x.Child("vcard-temp:x:update", "photo") == nil ||
+		x.Child("vcard-temp:x:update", "photo").Text() != "9c2b7a3e4f1d0a5b6c7d8e9f0a1b2c3d4e5f6a7b" {
+		t.Fatalf("bob got %s, want the directory's photo hash", p)
+	}
+	// A user without a directory photo keeps what the client sent.
+	bob.send(`<presence><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>`)
+	p = alice.waitFor("bob's presence", func(el *wire.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == bob.jid && el.Child("vcard-temp:x:update", "x") != nil
+	})
+	if got := p.Child("vcard-temp:x:update", "x").Child("vcard-temp:x:update", "photo").Text(); got != "abc" {
+		t.Fatalf("bob's own hash became %q", got)
+	}
+}

@@ -31,6 +31,9 @@ type Person struct {
 	Username    string   // normalized JID localpart
 	DisplayName string   // shown as the roster item name
 	Groups      []string // shared-roster groups
+	// PhotoHash is the SHA-1 (hex) of the directory's photo of the person,
+	// announced in their presence (XEP-0153); "" when there is none.
+	PhotoHash string
 }
 
 // Directory is the source of accounts and colleagues. The static directory

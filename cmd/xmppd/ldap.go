@@ -45,7 +45,7 @@ func (l ldapDirectory) Authenticate(ctx context.Context, username, password stri
 
 func (l ldapDirectory) Person(username string) (xmppd.Person, bool) {
 	p, ok := l.d.Lookup(username)
-	return xmppd.Person{Username: p.Username, DisplayName: p.DisplayName, Groups: p.Groups}, ok
+	return xmppd.Person{Username: p.Username, DisplayName: p.DisplayName, Groups: p.Groups, PhotoHash: p.PhotoHash}, ok
 }
 
 func (l ldapDirectory) Colleagues(username string) []xmppd.Person {
@@ -159,5 +159,28 @@ func directoryVCard(d *ldapsync.Directory, log *slog.Logger) func(user string) *
 			v.Add((&wire.Element{Space: ns, Local: "PHOTO"}).Add(text("TYPE", p.PhotoType), text("BINVAL", base64.StdEncoding.EncodeToString(p.Photo))))
 		}
 		return v
+	}
+}
+
+// ldapGauges exposes the directory sync in /metrics: sync lag and failures
+// are what an operator alerts on.
+func ldapGauges(d *ldapsync.Directory) []xmppd.Gauge {
+	g := func(name, typ, help string, v func(ldapsync.Stats) float64) xmppd.Gauge {
+		return xmppd.Gauge{Name: name, Type: typ, Help: help, Value: func() float64 { return v(d.Stats()) }}
+	}
+	return []xmppd.Gauge{
+		g("xmppd_directory_users", "gauge", "Directory users who may log in.", func(s ldapsync.Stats) float64 { return float64(s.Users) }),
+		g("xmppd_directory_disabled_users", "gauge", "Directory users disabled, locked or expired.", func(s ldapsync.Stats) float64 { return float64(s.Disabled) }),
+		g("xmppd_directory_groups", "gauge", "Shared-roster groups with members.", func(s ldapsync.Stats) float64 { return float64(s.Groups) }),
+		g("xmppd_directory_syncs_total", "counter", "Directory syncs run.", func(s ldapsync.Stats) float64 { return float64(s.Syncs) }),
+		g("xmppd_directory_sync_failures_total", "counter", "Directory syncs that failed.", func(s ldapsync.Stats) float64 { return float64(s.SyncFailures) }),
+		g("xmppd_directory_last_sync_timestamp_seconds", "gauge", "Unix time of the last successful sync (0: none yet).", func(s ldapsync.Stats) float64 {
+			if s.LastSync.IsZero() {
+				return 0
+			}
+			return float64(s.LastSync.Unix())
+		}),
+		g("xmppd_directory_logins_refused_total", "counter", "Logins the directory refused (bad credentials).", func(s ldapsync.Stats) float64 { return float64(s.LoginsRefused) }),
+		g("xmppd_directory_logins_unavailable_total", "counter", "Logins refused because the directory was unreachable.", func(s ldapsync.Stats) float64 { return float64(s.LoginsUnavailable) }),
 	}
 }

@@ -137,12 +137,14 @@ func serve(cfg *conf.Config, path string, level *slog.LevelVar, log *slog.Logger
 	srv := p.srv
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var gauges []xmppd.Gauge
 	if cfg.Directory.Backend == "ldap" {
 		d, err := startLDAP(ctx, cfg, p.store, srv, log)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
+		gauges = ldapGauges(d)
 	}
 	rooms, err := setupMUC(cfg, srv, p.store, log)
 	if err != nil {
@@ -177,7 +179,7 @@ func serve(cfg *conf.Config, path string, level *slog.LevelVar, log *slog.Logger
 		}
 	}
 	if cfg.Listen.HTTP != "" {
-		hs := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: srv.HTTPHandler(gauges...), ReadHeaderTimeout: 10 * time.Second}
 		if err := listen("http", cfg.Listen.HTTP, hs.Serve); err != nil {
 			return err
 		}
