@@ -15,11 +15,12 @@ const module = "github.com/ownchat/ownchat"
 // import no project package; only cmd/xmppd imports conf. See
 // ARCHITECTURE.md.
 var allowed = map[string][]string{
-	"xmppd/wire": nil,
-	"store":      nil,
-	"conf":       nil,
-	"staticdir":  nil,
-	"ldapsync":   {"store"},
+	"xmppd/wire":   nil,
+	"store":        nil,
+	"conf":         nil,
+	"staticdir":    {"sharedroster"},
+	"sharedroster": nil,
+	"ldapsync":     {"store", "sharedroster"},
 	// test support: a real slapd for ldapsync's and e2e's tests
 	"ldapsync/slapdtest": nil,
 	"muc":                {"store", "xmppd/wire"},

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/ownchat/ownchat/sharedroster"
 )
 
 // Person is one user as the server and colleagues see them.
@@ -341,113 +343,10 @@ func (sn *snapshot) colleagues(username string) []Person {
 	if !ok {
 		return nil
 	}
-	gids := sn.people[id].groupIDs
-	switch len(gids) {
-	case 0:
-		return nil
-	case 1: // the common case: one department
-		g := gids[0]
-		members := sn.members[g]
-		if len(members) < 2 {
-			return nil
-		}
-		out := make([]Person, 0, len(members)-1)
-		for _, m := range members {
-			if m != id {
-				p := sn.people[m].Person
-				p.Groups = sn.oneGroup[g]
-				out = append(out, p)
-			}
-		}
-		return out
-	}
-
-	// Several groups: merge their sorted member lists. A first pass sizes
-	// the result and the backing array of the multi-group Groups slices.
-	var (
-		lbuf   [8][]int32
-		pbuf   [8]int
-		sbuf   [8]int
-		lists  = lbuf[:0]
-		pos    = pbuf[:0]
-		shared = sbuf[:0]
-	)
-	if len(gids) > len(lbuf) {
-		lists, pos, shared = make([][]int32, 0, len(gids)), make([]int, 0, len(gids)), make([]int, len(gids))
-	}
-	for _, g := range gids {
-		lists = append(lists, sn.members[g])
-		pos = append(pos, 0)
-	}
-	shared = shared[:len(gids)]
-
-	n, multi := 0, 0
-	for {
-		m, k := nextMember(lists, pos, shared)
-		if k == 0 {
-			break
-		}
-		if m != id {
-			n++
-			if k > 1 {
-				multi += k
-			}
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	clear(pos)
-	out := make([]Person, 0, n)
-	var names []string
-	if multi > 0 {
-		names = make([]string, 0, multi)
-	}
-	for {
-		m, k := nextMember(lists, pos, shared)
-		if k == 0 {
-			break
-		}
-		if m == id {
-			continue
-		}
-		p := sn.people[m].Person
-		if k == 1 {
-			p.Groups = sn.oneGroup[gids[shared[0]]]
-		} else {
-			start := len(names)
-			for _, j := range shared[:k] {
-				names = append(names, sn.groupNames[gids[j]])
-			}
-			p.Groups = names[start:len(names):len(names)] // capped: an append copies
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// nextMember advances a merge of sorted lists, pos holding the next index
-// into each. It returns the smallest member not yet returned and, in
-// shared[:k], the indices of the lists holding it; k is 0 at the end.
-// (The same merge as staticdir's; the packages do not import each other.)
-func nextMember(lists [][]int32, pos, shared []int) (member int32, k int) {
-	member = -1
-	for j, l := range lists {
-		if pos[j] >= len(l) {
-			continue
-		}
-		switch v := l[pos[j]]; {
-		case member < 0 || v < member:
-			member, k = v, 0
-			shared[k] = j
-			k++
-		case v == member:
-			shared[k] = j
-			k++
-		}
-	}
-	for _, j := range shared[:k] {
-		pos[j]++
-	}
-	return member, k
+	return sharedroster.Colleagues(id, sn.people[id].groupIDs, sn.members, sn.oneGroup,
+		func(m int32, groups []string) Person {
+			p := sn.people[m].Person
+			p.Groups = groups
+			return p
+		})
 }

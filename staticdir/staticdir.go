@@ -21,6 +21,8 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/ownchat/ownchat/sharedroster"
 )
 
 // ErrBadCredentials is returned for an unknown user and for a wrong
@@ -315,116 +317,12 @@ func (d *Directory) Colleagues(username string) []Person {
 	if !ok {
 		return nil
 	}
-	gids := d.users[id].groupIDs
-	switch len(gids) {
-	case 0:
-		return nil
-	case 1: // the common case: one department
-		g := gids[0]
-		members := d.members[g]
-		if len(members) < 2 {
-			return nil
-		}
-		out := make([]Person, 0, len(members)-1)
-		for _, m := range members {
-			if m != id {
-				p := d.users[m].person
-				p.Groups = d.oneGroup[g]
-				out = append(out, p)
-			}
-		}
-		return out
-	}
-
-	// Several groups: merge their sorted member lists. A first pass sizes
-	// the result and the backing array of the multi-group Groups slices.
-	// The merge state sits in arrays on this stack for up to 8 groups.
-	var (
-		lbuf   [8][]int32
-		pbuf   [8]int
-		sbuf   [8]int
-		lists  = lbuf[:0]
-		pos    = pbuf[:0]
-		shared = sbuf[:0]
-	)
-	if len(gids) > len(lbuf) {
-		lists, pos, shared = make([][]int32, 0, len(gids)), make([]int, 0, len(gids)), make([]int, len(gids))
-	}
-	for _, g := range gids {
-		lists = append(lists, d.members[g])
-		pos = append(pos, 0)
-	}
-	shared = shared[:len(gids)]
-
-	n, multi := 0, 0
-	for {
-		m, k := nextMember(lists, pos, shared)
-		if k == 0 {
-			break
-		}
-		if m != id {
-			n++
-			if k > 1 {
-				multi += k
-			}
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	clear(pos)
-	out := make([]Person, 0, n)
-	var names []string
-	if multi > 0 {
-		names = make([]string, 0, multi)
-	}
-	for {
-		m, k := nextMember(lists, pos, shared)
-		if k == 0 {
-			break
-		}
-		if m == id {
-			continue
-		}
-		p := d.users[m].person
-		if k == 1 {
-			p.Groups = d.oneGroup[gids[shared[0]]]
-		} else {
-			start := len(names)
-			for _, j := range shared[:k] {
-				names = append(names, d.oneGroup[gids[j]][0])
-			}
-			p.Groups = names[start:len(names):len(names)] // capped: an append copies
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// nextMember advances a merge of sorted lists, pos holding the next index
-// into each. It returns the smallest member not yet returned and, in
-// shared[:k], the indices of the lists holding it; k is 0 at the end.
-// Taking and returning plain values keeps the caller's buffers on its stack.
-func nextMember(lists [][]int32, pos, shared []int) (member int32, k int) {
-	member = -1
-	for j, l := range lists {
-		if pos[j] >= len(l) {
-			continue
-		}
-		switch v := l[pos[j]]; {
-		case member < 0 || v < member:
-			member, k = v, 0
-			shared[k] = j
-			k++
-		case v == member:
-			shared[k] = j
-			k++
-		}
-	}
-	for _, j := range shared[:k] {
-		pos[j]++
-	}
-	return member, k
+	return sharedroster.Colleagues(id, d.users[id].groupIDs, d.members, d.oneGroup,
+		func(m int32, groups []string) Person {
+			p := d.users[m].person
+			p.Groups = groups
+			return p
+		})
 }
 
 // scramSecret is the SCRAM material of one user for one mechanism, derived
