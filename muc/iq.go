@@ -115,18 +115,12 @@ func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
 		s.bounce(el, "modify", "bad-request")
 		return
 	}
-	r, _, _ := s.room(roomJID, false, "")
+	r := s.lockExisting(el, roomJID)
 	if r == nil {
-		s.bounce(el, "cancel", "item-not-found")
 		return
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.unloadIdle()
-	if r.gone {
-		s.bounce(el, "cancel", "item-not-found")
-		return
-	}
 	o := r.byReal[from]
 	if nick != "" {
 		// XEP-0410 §3: a ping to an occupant JID tells a client whether

@@ -10,18 +10,12 @@ func (s *Service) message(el *wire.Element, roomJID, nick, from string) {
 	if typ == "error" {
 		return
 	}
-	r, _, _ := s.room(roomJID, false, "")
+	r := s.lockExisting(el, roomJID)
 	if r == nil {
-		s.bounce(el, "cancel", "item-not-found")
 		return
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.unloadIdle()
-	if r.gone {
-		s.bounce(el, "cancel", "item-not-found")
-		return
-	}
 	o := r.byReal[from]
 	if nick != "" {
 		r.private(el, o, nick, typ)
@@ -232,4 +226,23 @@ func (r *room) decline(from string, dec *wire.Element) {
 	}
 	m := wire.New(nsClient, "message", "from", r.jid, "to", to).Add(wire.New(nsUser, "x").Add(d))
 	r.svc.r.RouteElement(m)
+}
+
+// lockExisting returns the room roomJID locked, loading it from the store if
+// needed, for a stanza that may not create it; a missing or destroyed room
+// answers el with item-not-found and returns nil (XEP-0045 §7.2.1 for
+// messages, §10 for IQs).
+func (s *Service) lockExisting(el *wire.Element, roomJID string) *room {
+	r, _, _ := s.room(roomJID, false, "")
+	if r == nil {
+		s.bounce(el, "cancel", "item-not-found")
+		return nil
+	}
+	r.mu.Lock()
+	if r.gone {
+		r.mu.Unlock()
+		s.bounce(el, "cancel", "item-not-found")
+		return nil
+	}
+	return r
 }
