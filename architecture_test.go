@@ -23,8 +23,11 @@ var allowed = map[string][]string{
 	"ldapsync":     {"store", "sharedroster"},
 	// test support: a real slapd for ldapsync's and e2e's tests
 	"ldapsync/slapdtest": nil,
-	"muc":                {"store", "xmppd/wire"},
-	"xmppd":              {"store", "xmppd/wire", "muc", "ldapsync"},
+	"muc":                {"store", "xmppd/wire", "mam"},
+	"retention":          nil,
+	"mam":                {"store", "xmppd/wire"},
+	"compliance":         {"store", "retention", "xmppd/wire"},
+	"xmppd":              {"store", "xmppd/wire", "muc", "ldapsync", "mam", "retention", "compliance"},
 	"e2e":                {"*"},
 	"cmd/":               {"*"},
 }

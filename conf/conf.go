@@ -47,6 +47,8 @@ type Config struct {
 	Limits    Limits    `toml:"limits"`
 	TLS       TLS       `toml:"tls"`
 	Directory Directory `toml:"directory"`
+	Archive   Archive   `toml:"archive"`
+	MUC       MUC       `toml:"muc"`
 
 	src *source // where each key was written; nil for Default()
 }
