@@ -1,11 +1,15 @@
 package store
 
 // This file is the archive's contract (XEP-0313 storage, retention
-// deletion, legal holds). Bodies marked "TODO(archive)" are being written.
+// deletion, legal holds): the types and ids. The writer is in
+// archive_write.go, queries in archive_query.go, deletion in
+// archive_expire.go, holds in hold.go, the audit log in audit.go and
+// offline compaction in compact.go.
 
 import (
-	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -102,13 +106,44 @@ type AuditProblem struct {
 // ErrNoArchiveID is returned for a malformed id string.
 var ErrNoArchiveID = errors.New("store: not an archive id")
 
-var errTODO = errors.New("store: archive not implemented yet")
+// archiveIDLen is the width of ArchiveID.String: 16 hex digits hold any
+// uint64, and a fixed width makes string order equal id order, which
+// clients comparing stanza-ids as strings may rely on.
+const archiveIDLen = 16
 
 // String is the id as clients see it (fixed width, so it sorts).
-func (id ArchiveID) String() string { return "" } // TODO(archive)
+func (id ArchiveID) String() string {
+	var buf [archiveIDLen]byte
+	return string(id.appendTo(buf[:0]))
+}
 
-// ParseArchiveID reverses String.
-func ParseArchiveID(s string) (ArchiveID, error) { return 0, errTODO } // TODO(archive)
+// appendTo appends the 16 lowercase hex digits of id.
+func (id ArchiveID) appendTo(dst []byte) []byte {
+	const hex = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, hex[(uint64(id)>>shift)&0xf])
+	}
+	return dst
+}
+
+// ParseArchiveID reverses String. It accepts exactly what String produces
+// (16 lowercase hex digits, not zero), so one id has one spelling and a
+// client cannot page from an id the archive never handed out.
+func ParseArchiveID(s string) (ArchiveID, error) {
+	if len(s) != archiveIDLen {
+		return 0, fmt.Errorf("%w: %q is not %d hex digits", ErrNoArchiveID, s, archiveIDLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return 0, fmt.Errorf("%w: %q is not %d lowercase hex digits", ErrNoArchiveID, s, archiveIDLen)
+		}
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("%w: %q", ErrNoArchiveID, s)
+	}
+	return ArchiveID(v), nil
+}
 
 // Time is when the message was accepted.
 func (id ArchiveID) Time() time.Time { return time.UnixMicro(int64(id)).UTC() }
@@ -118,84 +153,28 @@ func ArchiveIDAt(t time.Time) ArchiveID { return ArchiveID(t.UnixMicro()) }
 
 // NewArchiveID returns a fresh id: now, or one more than the last id handed
 // out (also across restarts), whichever is larger.
-func (s *Store) NewArchiveID() ArchiveID { return 0 } // TODO(archive)
-
-// Archive queues records for the archive writer, which commits them in
-// batches (one transaction and one fsync per batch). It returns at once
-// unless the queue is full, then it waits: the archive slows senders down
-// rather than lose a message.
-func (s *Store) Archive(recs ...ArchiveRecord) {} // TODO(archive)
-
-// FlushArchive returns when every record queued before the call is
-// committed (tests, shutdown, ctl commands).
-func (s *Store) FlushArchive() error { return errTODO } // TODO(archive)
-
-// PushOfflineArchived is PushOffline plus archive records in the same
-// transaction: an offline message is never stored without its archive
-// copies, nor the copies without it.
-func (s *Store) PushOfflineArchived(user string, stanza []byte, stamp time.Time, max int, recs []ArchiveRecord) error {
-	return errTODO // TODO(archive)
+//
+// The last id lives in an atomic, seeded at Open from meta "arc.last" (the
+// highest id ever committed), so ids keep increasing when the clock steps
+// back, within a run and across restarts.
+func (s *Store) NewArchiveID() ArchiveID {
+	now := uint64(time.Now().UnixMicro())
+	for {
+		last := s.arcLast.Load()
+		next := max(now, last+1)
+		if s.arcLast.CompareAndSwap(last, next) {
+			return ArchiveID(next)
+		}
+	}
 }
 
-// QueryArchive answers one page from the indexes without scanning the
-// archive.
-func (s *Store) QueryArchive(q ArchiveQuery) (ArchivePage, error) { return ArchivePage{}, errTODO } // TODO(archive)
-
-// ForEachArchive streams every record matching q (Max and Backward are
-// ignored) in ascending order, for exports. fn's record is valid only
-// during the call.
-func (s *Store) ForEachArchive(q ArchiveQuery, fn func(ArchiveRecord) error) error { return errTODO } // TODO(archive)
-
-// ArchiveOwners lists every archive, sorted by JID.
-func (s *Store) ArchiveOwners() ([]ArchiveOwner, error) { return nil, errTODO } // TODO(archive)
-
-// SetArchiveGroups records owner's directory groups so retention can still
-// apply group rules after the person left the directory.
-func (s *Store) SetArchiveGroups(owner string, groups []string) error { return errTODO } // TODO(archive)
-
-// CountArchiveBefore counts owner's records older than before (dry runs).
-func (s *Store) CountArchiveBefore(owner string, before time.Time) (int, error) { return 0, errTODO } // TODO(archive)
-
-// ExpireArchive deletes owner's records older than before, at most batch
-// per transaction, sleeping pause between transactions so that other
-// writers get the lock; it returns how many it deleted.
-func (s *Store) ExpireArchive(ctx context.Context, owner string, before time.Time, batch int, pause time.Duration) (int, error) {
-	return 0, errTODO // TODO(archive)
+// seenArchiveID makes sure NewArchiveID never hands out id, which a caller
+// chose itself (imports, tests).
+func (s *Store) seenArchiveID(id ArchiveID) {
+	for {
+		last := s.arcLast.Load()
+		if uint64(id) <= last || s.arcLast.CompareAndSwap(last, uint64(id)) {
+			return
+		}
+	}
 }
-
-// DeleteArchive deletes owner's whole archive (erasure); it returns how
-// many records it deleted.
-func (s *Store) DeleteArchive(ctx context.Context, owner string) (int, error) { return 0, errTODO } // TODO(archive)
-
-// ExpireOffline deletes user's offline messages stored before before.
-func (s *Store) ExpireOffline(user string, before time.Time) (int, error) { return 0, errTODO } // TODO(archive)
-
-// AddHold stores a hold durably.
-func (s *Store) AddHold(h Hold) error { return errTODO } // TODO(archive)
-
-// Holds lists every hold, sorted by case then subject.
-func (s *Store) Holds() ([]Hold, error) { return nil, errTODO } // TODO(archive)
-
-// ReleaseHold removes every hold of a case; it returns how many.
-func (s *Store) ReleaseHold(caseName string) (int, error) { return 0, errTODO } // TODO(archive)
-
-// HeldBy lists the cases holding subject's archive (nil: not held).
-func (s *Store) HeldBy(subject string) ([]string, error) { return nil, errTODO } // TODO(archive)
-
-// AppendAudit appends a record to the audit log in one transaction with
-// the hash of the record before it.
-func (s *Store) AppendAudit(at time.Time, actor, action, detail string) (AuditRecord, error) {
-	return AuditRecord{}, errTODO // TODO(archive)
-}
-
-// AuditRecords lists the audit log in order.
-func (s *Store) AuditRecords() ([]AuditRecord, error) { return nil, errTODO } // TODO(archive)
-
-// VerifyAudit recomputes the chain and reports every record that was
-// changed, removed or inserted; nil means the log is intact.
-func (s *Store) VerifyAudit() ([]AuditProblem, error) { return nil, errTODO } // TODO(archive)
-
-// CompactFile rewrites the store in dir into a fresh file without free
-// pages (deleted data is then gone from disk) and replaces the old file.
-// The server must not be running (the file lock is checked).
-func CompactFile(dir string) (before, after int64, err error) { return 0, 0, errTODO } // TODO(archive)

@@ -37,6 +37,13 @@ func (s *Store) PushOffline(user string, stanza []byte, stamp time.Time, max int
 
 // pushOffline is PushOffline that also reports the Seq given to the message.
 func (s *Store) pushOffline(user string, stanza []byte, stamp time.Time, max int) (uint64, error) {
+	return s.pushOfflineWith(user, stanza, stamp, max, nil)
+}
+
+// pushOfflineWith is pushOffline that also runs also(tx) in the push's
+// transaction when the message is stored (PushOfflineArchived's records).
+// also may run more than once, each time in a fresh transaction.
+func (s *Store) pushOfflineWith(user string, stanza []byte, stamp time.Time, max int, also func(*bolt.Tx) error) (uint64, error) {
 	if user == "" {
 		return 0, errEmptyUser
 	}
@@ -77,7 +84,13 @@ func (s *Store) pushOffline(user string, stanza []byte, stamp time.Time, max int
 		if err := ob.Put(kc[:8], val); err != nil {
 			return err
 		}
-		return ub.Put(keyOfflineLen, kc[8:])
+		if err := ub.Put(keyOfflineLen, kc[8:]); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: push offline for %q: %w", user, err)

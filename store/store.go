@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,7 +18,7 @@ const FileName = "ownchat.db"
 
 // SchemaVersion is the bucket layout this binary reads and writes. See the
 // history in doc.go; bump it together with a new entry in migrations.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // lockTimeout bounds how long Open waits for bbolt's exclusive flock. A
 // second xmppd on the same data_dir must fail fast and say why, not hang.
@@ -30,13 +32,34 @@ const lockTimeout = time.Second
 // BenchmarkPushOfflineParallel).
 const batchDelay = time.Millisecond
 
+// initialMmap is bbolt's first mapping of the file. On Linux it is
+// address space only, neither memory nor disk, and mapping 1 GiB up front
+// spares the remaps (each waits for every open transaction) while an
+// archive grows. Elsewhere bbolt may grow the file to the mapping, so the
+// default stays.
+var initialMmap = func() int {
+	if runtime.GOOS == "linux" {
+		return 1 << 30
+	}
+	return 0
+}()
+
 // Top-level bucket names.
 var (
 	bucketMeta  = []byte("meta")
 	bucketUsers = []byte("users")
 	bucketKV    = []byte("kv")
 
-	keySchema = []byte("schema")
+	// The message archive (schema 2; see doc.go).
+	bucketArc      = []byte("arc")
+	bucketArcWith  = []byte("arcw")
+	bucketArcOwner = []byte("arco")
+	bucketHolds    = []byte("holds")
+	bucketAudit    = []byte("audit")
+
+	keySchema    = []byte("schema")
+	keyArcLast   = []byte("arc.last")
+	keyAuditHead = []byte("audit.head")
 )
 
 // Store is the durable state of one server: a single bbolt file. All
@@ -44,6 +67,9 @@ var (
 type Store struct {
 	db   *bolt.DB
 	path string
+
+	arc     *arcWriter    // the archive's queue and writer goroutine
+	arcLast atomic.Uint64 // the last ArchiveID handed out (NewArchiveID)
 }
 
 // Open creates dir (0700) if needed and opens or creates dir/ownchat.db
@@ -58,7 +84,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("store: create %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, InitialMmapSize: initialMmap})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s is locked by another xmppd (waited %v): %w", path, lockTimeout, err)
 	}
@@ -71,13 +97,23 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.loadArchiveLast(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: archive ids: %w", path, err)
+	}
+	s.arc = startArcWriter(s)
 	return s, nil
 }
 
-// Close releases the file lock. Calls in flight finish first.
+// Close commits what the archive writer still holds, then releases the
+// file lock. Calls in flight finish first.
 func (s *Store) Close() error {
+	werr := s.arc.stop()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	if werr != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, werr)
 	}
 	return nil
 }
@@ -91,6 +127,14 @@ func (s *Store) Path() string { return s.path }
 var migrations = []func(tx *bolt.Tx) error{
 	0: func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketUsers, bucketKV} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	1: func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketArc, bucketArcWith, bucketArcOwner, bucketHolds, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
