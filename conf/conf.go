@@ -179,6 +179,10 @@ type Directory struct {
 	PageSize           int           `toml:"page_size"`
 	MaxPhotoBytes      int           `toml:"max_photo_bytes"`
 	MaxRemovedFraction float64       `toml:"max_removed_fraction"`
+
+	// Both backends (conf/ldap.go): directory search and roster rules.
+	SearchFields []string     `toml:"search_fields"`
+	RosterRules  []RosterRule `toml:"roster_rule"`
 }
 
 // StringList is a TOML value that may be written as one string or as an
@@ -227,6 +231,7 @@ func Default() *Config {
 			ResumeTimeout:             5 * time.Minute,
 		},
 		TLS: TLS{RequireEncryption: true},
+		MUC: defaultMUC(),
 		Directory: Directory{
 			Backend:            "static",
 			SyncInterval:       5 * time.Minute,
@@ -236,7 +241,9 @@ func Default() *Config {
 			PageSize:           500,
 			MaxPhotoBytes:      128 << 10,
 			MaxRemovedFraction: 0.5,
+			SearchFields:       []string{"name", "department", "title"},
 		},
+		Archive: defaultArchive(),
 	}
 }
 

@@ -181,6 +181,7 @@ password = "hunter2"
 			PageSize:           500,
 			MaxPhotoBytes:      131072,
 			MaxRemovedFraction: 0.5,
+			SearchFields:       []string{"name", "department", "title"},
 			Users: []User{
 				{
 					Name:         "alice",
@@ -192,6 +193,8 @@ password = "hunter2"
 			},
 		},
 	}
+	want.MUC = defaultMUC()         // [muc] has its own test (muc_test.go)
+	want.Archive = defaultArchive() // [archive] too (archive_test.go)
 	c.src = nil
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
@@ -388,7 +391,7 @@ stanzas_per_second = nan`,
 		{"out queue below stanza", "domain = \"corp.example\"\n[limits]\nout_queue_bytes = 65536\nmax_stanza_bytes = 65537",
 			"xmppd.toml:3: limits.out_queue_bytes: must be at least limits.max_stanza_bytes (65537) (got 65536)"},
 		{"duration syntax", "domain = \"corp.example\"\nlimits.idle_timeout = \"5 minutes\"",
-			`xmppd.toml:2: limits.idle_timeout: invalid duration "5 minutes" (want a number and a unit: ns, us, ms, s, m, h, d or w, as in "30s" or "90d")`},
+			`xmppd.toml:2: limits.idle_timeout: invalid duration "5 minutes" (want a number and a unit: ns, us, ms, s, m, h, d, w or y, as in "30s" or "90d")`},
 
 		// [tls]
 		{"key without cert", "domain = \"corp.example\"\n[tls]\nkey_file = \"k.pem\"",
@@ -781,6 +784,7 @@ max_removed_fraction = 0.25
 		RosterGroups: []string{"Engineering", "Sales"},
 		SyncInterval: time.Minute, FullSyncInterval: 2 * time.Hour, DialTimeout: 2 * time.Second,
 		RequestTimeout: 10 * time.Second, PageSize: 1000, MaxPhotoBytes: 65536, MaxRemovedFraction: 0.25,
+		SearchFields: []string{"name", "department", "title"},
 	}
 	if !reflect.DeepEqual(c.Directory, want) {
 		t.Errorf("got  %+v\nwant %+v", c.Directory, want)

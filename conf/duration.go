@@ -12,13 +12,15 @@ import (
 const (
 	day  = 24 * time.Hour
 	week = 7 * day
+	year = 365 * day // retention periods ("7y") count whole days, not calendar years
 )
 
-// parseDuration accepts time.ParseDuration syntax plus the units "d" (24h)
-// and "w" (7d), which retention-style settings ("90d") need and Go lacks.
+// parseDuration accepts time.ParseDuration syntax plus the units "d" (24h),
+// "w" (7d) and "y" (365d), which retention-style settings ("90d", "7y")
+// need and Go lacks.
 // Units may be mixed: "1w2d12h".
 func parseDuration(s string) (time.Duration, error) {
-	if !strings.ContainsAny(s, "dw") {
+	if !strings.ContainsAny(s, "dwy") {
 		d, err := time.ParseDuration(s)
 		if err != nil {
 			return 0, errors.New(durationHint(s))
@@ -52,14 +54,17 @@ func parseDuration(s string) (time.Duration, error) {
 		}
 		var seg time.Duration
 		switch unit {
-		case "d", "w":
+		case "d", "w", "y":
 			f, err := strconv.ParseFloat(num, 64)
 			if err != nil {
 				return 0, errors.New(durationHint(s))
 			}
 			scale := day
-			if unit == "w" {
+			switch unit {
+			case "w":
 				scale = week
+			case "y":
+				scale = year
 			}
 			v := f * float64(scale)
 			if v >= math.MaxInt64 {
@@ -85,5 +90,5 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 func durationHint(s string) string {
-	return fmt.Sprintf("invalid duration %q (want a number and a unit: ns, us, ms, s, m, h, d or w, as in \"30s\" or \"90d\")", s)
+	return fmt.Sprintf("invalid duration %q (want a number and a unit: ns, us, ms, s, m, h, d, w or y, as in \"30s\" or \"90d\")", s)
 }

@@ -23,6 +23,13 @@ func TestParseDuration(t *testing.T) {
 		{"+1d", 24 * time.Hour, false},
 		{"-1d12h", -36 * time.Hour, false},
 		{"1d1.5h", 24*time.Hour + 90*time.Minute, false},
+		{"7y", 7 * 365 * 24 * time.Hour, false},
+		{"1y2w", 379 * 24 * time.Hour, false},
+		{"0.5y", 4380 * time.Hour, false},
+		{"292y", 292 * 365 * 24 * time.Hour, false},
+		{"293y", 0, true}, // past the int64 nanoseconds time.Duration holds
+		{"y", 0, true},
+		{"1yy", 0, true},
 		{"", 0, true},
 		{"d", 0, true},
 		{"5", 0, true},

@@ -12,11 +12,53 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
+// sharedDirectoryKeys are the [directory] keys of both backends.
+var sharedDirectoryKeys = map[string]bool{"backend": true, "user": true, "search_fields": true, "roster_rule": true}
+
+// RosterRule is one [[directory.roster_rule]]: the members of Group see
+// the members of each group in Sees, and are seen by them, each under the
+// other group's name (ejabberd's "displayed groups", made mutual so that
+// presence flows both ways). Neither needs to be in roster_groups.
+type RosterRule struct {
+	Group string   `toml:"group"`
+	Sees  []string `toml:"sees"`
+}
+
+// SearchFieldNames are the fields [directory] search_fields may list.
+var SearchFieldNames = []string{"name", "email", "department", "title"}
+
+// validateDirectoryShared checks the keys both backends use.
+func validateDirectoryShared(p *problems, d *Directory) {
+	for i, f := range d.SearchFields {
+		ok := false
+		for _, n := range SearchFieldNames {
+			ok = ok || f == n
+		}
+		if !ok {
+			p.addf(indexKey("directory.search_fields", i), "must be one of %q (got %q)", SearchFieldNames, f)
+		}
+	}
+	for i, r := range d.RosterRules {
+		k := indexKey("directory.roster_rule", i)
+		if strings.TrimSpace(r.Group) == "" {
+			p.addf(k, "group is required: the group whose members see the groups in sees")
+		}
+		if len(r.Sees) == 0 {
+			p.addf(k, "sees is required: the groups whose members the members of %q see", r.Group)
+		}
+		for _, g := range r.Sees {
+			if strings.TrimSpace(g) == "" {
+				p.addf(k, "sees holds an empty group name")
+			}
+		}
+	}
+}
+
 // ldapKeys are the [directory] keys that only backend = "ldap" uses.
 func ldapKeys() []string {
 	var keys []string
 	for k := range tomlFields(reflect.TypeFor[Directory]()) {
-		if k != "backend" && k != "user" {
+		if !sharedDirectoryKeys[k] {
 			keys = append(keys, k)
 		}
 	}

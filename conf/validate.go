@@ -27,6 +27,8 @@ func validate(p *problems, c *Config, base string) {
 	validateLimits(p, &c.Limits)
 	validateTLS(p, &c.TLS, base)
 	validateDirectory(p, c, base)
+	validateMUC(p, c)
+	validateArchive(p, c)
 }
 
 func validateTop(p *problems, c *Config, base string) {
@@ -255,6 +257,7 @@ func validateTLS(p *problems, t *TLS, base string) {
 }
 
 func validateDirectory(p *problems, c *Config, base string) {
+	validateDirectoryShared(p, &c.Directory)
 	switch b := c.Directory.Backend; b {
 	case "static":
 		for _, k := range ldapKeys() {
