@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/ownchat/ownchat/sharedroster"
 	"github.com/ownchat/ownchat/store"
 )
 
@@ -236,4 +237,21 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkColleagues5000Rule is the roster fetch of a member of a
+// 5,000-member group whose members also see another 5,000-member group
+// (a roster rule): a merge of two sorted lists.
+func BenchmarkColleagues5000Rule(b *testing.B) {
+	s, users, groups := syntheticDirectory(50000, 10, false)
+	s.allGroups = false
+	s.RosterRules = []sharedroster.Rule{{Group: "Group 2", Sees: []string{"Group 3"}}}
+	s.ruleGroups = sharedroster.RuleGroups(s.RosterRules)
+	sn := build(s, users, groups, snapMeta{}, time.Now())
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := sn.colleagues("user000042"); len(got) != 5000 {
+			b.Fatalf("%d colleagues", len(got))
+		}
+	}
 }

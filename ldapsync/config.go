@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ownchat/ownchat/sharedroster"
+
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -73,11 +75,20 @@ type Config struct {
 	// ExpiresAttr is AD's accountExpires (100 ns ticks since 1601); an
 	// account past it is treated as disabled. Empty: not checked.
 	ExpiresAttr string
+	// PrimaryGroupAttr is AD's primaryGroupID: the RID of the user's
+	// primary group ("Domain Users", 513), which AD lists in neither
+	// member nor memberOf. The group is the one whose objectSid is the
+	// user's domain SID plus that RID. Empty: not resolved.
+	PrimaryGroupAttr string
 
 	// RosterGroups names the groups whose members see each other (shared
 	// roster); "*" means every group. Empty: nobody has colleagues.
 	// Names match case-insensitively.
 	RosterGroups []string
+	// RosterRules add "members of X see members of Y" (mutually, each
+	// under the other group's name) to RosterGroups; X and Y need not be
+	// roster groups themselves.
+	RosterRules []sharedroster.Rule
 
 	// SyncInterval is the time between syncs: deleted or disabled users
 	// are gone from rosters within it. Default 5m.
@@ -116,22 +127,23 @@ const (
 // Both presets, field by field; README.md documents the same table.
 var presets = map[string]Config{
 	PresetActiveDirectory: {
-		UserFilter:      "(&(objectCategory=person)(objectClass=user))",
-		GroupFilter:     "(objectClass=group)",
-		DisabledFilter:  "(userAccountControl:1.2.840.113556.1.4.803:=2)", // ACCOUNTDISABLE bit
-		UsernameAttr:    "sAMAccountName",
-		AliasAttrs:      []string{"userPrincipalName"},
-		DisplayNameAttr: "displayName,cn",
-		GroupNameAttr:   "cn",
-		MemberAttr:      "member",
-		MailAttr:        "mail",
-		TitleAttr:       "title",
-		PhoneAttr:       "telephoneNumber",
-		DepartmentAttr:  "department",
-		PhotoAttr:       "thumbnailPhoto",
-		IDAttr:          "objectGUID",
-		ChangeAttr:      "uSNChanged",
-		ExpiresAttr:     "accountExpires",
+		UserFilter:       "(&(objectCategory=person)(objectClass=user))",
+		GroupFilter:      "(objectClass=group)",
+		DisabledFilter:   "(userAccountControl:1.2.840.113556.1.4.803:=2)", // ACCOUNTDISABLE bit
+		UsernameAttr:     "sAMAccountName",
+		AliasAttrs:       []string{"userPrincipalName"},
+		DisplayNameAttr:  "displayName,cn",
+		GroupNameAttr:    "cn",
+		MemberAttr:       "member",
+		MailAttr:         "mail",
+		TitleAttr:        "title",
+		PhoneAttr:        "telephoneNumber",
+		DepartmentAttr:   "department",
+		PhotoAttr:        "thumbnailPhoto",
+		IDAttr:           "objectGUID",
+		ChangeAttr:       "uSNChanged",
+		ExpiresAttr:      "accountExpires",
+		PrimaryGroupAttr: "primaryGroupID",
 	},
 	PresetOpenLDAP: {
 		UserFilter:      "(objectClass=inetOrgPerson)",
@@ -188,6 +200,7 @@ func (c *Config) ApplyPreset(name string) error {
 	fill(&c.IDAttr, p.IDAttr)
 	fill(&c.ChangeAttr, p.ChangeAttr)
 	fill(&c.ExpiresAttr, p.ExpiresAttr)
+	fill(&c.PrimaryGroupAttr, p.PrimaryGroupAttr)
 	return nil
 }
 
@@ -211,6 +224,7 @@ type settings struct {
 	groupAttrs []string // requested in full group searches
 	allGroups  bool     // RosterGroups contains "*"
 	roster     map[string]bool
+	ruleGroups map[string]bool // groups RosterRules name, case-folded
 }
 
 // serverURL is one parsed entry of Config.URLs.
@@ -332,6 +346,7 @@ func (c Config) check() (*settings, error) {
 	attr("expires", c.ExpiresAttr, false)
 
 	s.roster = map[string]bool{}
+	s.ruleGroups = sharedroster.RuleGroups(c.RosterRules)
 	for _, g := range c.RosterGroups {
 		if g == "*" {
 			s.allGroups = true
@@ -365,6 +380,10 @@ func (c Config) check() (*settings, error) {
 	s.userAttrs = dedupe(append(append(append([]string{s.username, c.IDAttr, c.ChangeAttr, c.ExpiresAttr}, s.aliases...),
 		concat(s.display, s.mail, s.title, s.phone, s.department)...), s.photo...))
 	s.groupAttrs = dedupe(append([]string{c.IDAttr, c.ChangeAttr, c.MemberAttr, c.MemberUIDAttr}, s.groupName...))
+	if c.PrimaryGroupAttr != "" {
+		s.userAttrs = dedupe(append(s.userAttrs, c.PrimaryGroupAttr, sidAttr))
+		s.groupAttrs = dedupe(append(s.groupAttrs, sidAttr))
+	}
 	return s, errors.Join(errs...)
 }
 

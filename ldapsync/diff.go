@@ -22,6 +22,10 @@ type Diff struct {
 	// Changed users have a new display name, mail, title, phone,
 	// department or photo (vCard, XEP-0153 avatar hash).
 	Changed []string
+	// PhotoChanged users (a subset of Changed) have a new, or no longer
+	// a, photo: their presence carries a new XEP-0153 hash, so the server
+	// re-broadcasts it instead of waiting for their next presence.
+	PhotoChanged []string
 	// RosterChanged users have a different set of colleagues, or
 	// colleagues whose display name or shared groups changed: they need a
 	// roster push. Users in Added, Removed, Disabled and Renamed are not
@@ -68,6 +72,9 @@ func diff(prev, next *snapshot) Diff {
 			renamedOrNew[int32(pi)] = true
 		case profileChanged(&old.Person, &p.Person):
 			d.Changed = append(d.Changed, p.Username)
+			if old.PhotoHash != p.PhotoHash {
+				d.PhotoChanged = append(d.PhotoChanged, p.Username)
+			}
 		}
 	}
 	for pi := range prev.people {
@@ -131,12 +138,15 @@ func diff(prev, next *snapshot) Diff {
 		}
 		id := next.users[p.rec].id
 		old := prev.activeByID(id)
-		regrouped := !slices.Equal(old.Groups, p.Groups)
+		// With roster rules a person also sees groups they are not in:
+		// the view, not the membership, decides whose rosters changed.
+		oldView, view := prev.viewNames(old), next.viewNames(p)
+		regrouped := !slices.Equal(old.Groups, p.Groups) || !slices.Equal(oldView, view)
 		if regrouped {
 			d.Regrouped = append(d.Regrouped, p.Username)
 		}
 		changed := regrouped
-		for _, g := range p.Groups {
+		for _, g := range view {
 			key := strings.ToLower(g)
 			// A member's own new display name is not in their roster.
 			r := renamedIn[key]
@@ -147,7 +157,7 @@ func diff(prev, next *snapshot) Diff {
 		}
 	}
 
-	for _, l := range [][]string{d.Added, d.Removed, d.Disabled, d.Changed, d.RosterChanged, d.Regrouped} {
+	for _, l := range [][]string{d.Added, d.Removed, d.Disabled, d.Changed, d.PhotoChanged, d.RosterChanged, d.Regrouped} {
 		slices.Sort(l)
 	}
 	slices.SortFunc(d.Renamed, func(a, b Rename) int { return strings.Compare(a.From, b.From) })
@@ -190,6 +200,15 @@ func (sn *snapshot) activeByID(id string) *person {
 		return nil
 	}
 	return sn.lookup(u.username)
+}
+
+// viewNames returns the names of the groups whose members p sees.
+func (sn *snapshot) viewNames(p *person) []string {
+	out := make([]string, len(p.viewIDs))
+	for i, g := range p.viewIDs {
+		out[i] = sn.groupNames[g]
+	}
+	return out
 }
 
 func profileChanged(a, b *Person) bool {

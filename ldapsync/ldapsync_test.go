@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/ownchat/ownchat/sharedroster"
 	"github.com/ownchat/ownchat/store"
 )
 
@@ -214,26 +215,38 @@ func TestColleagues(t *testing.T) {
 		roster []string
 		user   string
 		want   want
+		rules  []sharedroster.Rule
 	}{
-		{"nested", []string{"Engineering"}, "alice", want{"bob": {"Engineering"}, "jsmith": {"Engineering"}}},
-		{"nested inner", []string{"engineering"}, "bob", want{"alice": {"Engineering"}, "jsmith": {"Engineering"}}},
+		{"nested", []string{"Engineering"}, "alice", want{"bob": {"Engineering"}, "jsmith": {"Engineering"}}, nil},
+		{"nested inner", []string{"engineering"}, "bob", want{"alice": {"Engineering"}, "jsmith": {"Engineering"}}, nil},
 		{"two levels", []string{"All Staff"}, "erin", want{
 			"alice": {"All Staff"}, "bob": {"All Staff"}, "carol": {"All Staff"}, "dave": {"All Staff"},
-			"grace": {"All Staff"}, "jmueller": {"All Staff"}, "jsmith": {"All Staff"}}},
-		{"posixGroup memberUid", []string{"ops"}, "ivan", want{"jsmith": {"ops"}}},
-		{"cycle", []string{"Cycle A"}, "alice", want{"carol": {"Cycle A"}}},
+			"grace": {"All Staff"}, "jmueller": {"All Staff"}, "jsmith": {"All Staff"}}, nil},
+		{"posixGroup memberUid", []string{"ops"}, "ivan", want{"jsmith": {"ops"}}, nil},
+		{"cycle", []string{"Cycle A"}, "alice", want{"carol": {"Cycle A"}}, nil},
 		{"several groups", []string{"Engineering", "ops", "Legal"}, "jsmith", want{
-			"alice": {"Engineering"}, "bob": {"Engineering"}, "ivan": {"ops"}}},
+			"alice": {"Engineering"}, "bob": {"Engineering"}, "ivan": {"ops"}}, nil},
 		{"all groups", []string{"*"}, "jsmith", want{
 			"alice": {"All Staff", "Engineering"}, "bob": {"All Staff", "Backend", "Engineering"},
 			"carol": {"All Staff"}, "dave": {"All Staff"}, "erin": {"All Staff"}, "grace": {"All Staff"},
-			"ivan": {"ops"}, "jmueller": {"All Staff"}}},
-		{"not a roster group", []string{"Sales"}, "alice", want{}},
-		{"none", nil, "carol", want{}},
+			"ivan": {"ops"}, "jmueller": {"All Staff"}}, nil},
+		{"not a roster group", []string{"Sales"}, "alice", want{}, nil},
+		{"none", nil, "carol", want{}, nil},
+		// Members of X see members of Y, under Y's name, and the other way
+		// round; neither needs to be a roster group.
+		{"Sales sees Legal", nil, "carol", want{"erin": {"Legal"}, "jmueller": {"Legal"}},
+			[]sharedroster.Rule{{Group: "sales", Sees: []string{"Legal"}}}},
+		{"seen by Sales", nil, "erin", want{"carol": {"Sales"}, "dave": {"Sales"}, "grace": {"Sales"}},
+			[]sharedroster.Rule{{Group: "Sales", Sees: []string{"Legal"}}}},
+		{"rule and roster group", []string{"Sales"}, "carol", want{"dave": {"Sales"}, "grace": {"Sales"}, "erin": {"Legal"}, "jmueller": {"Legal"}},
+			[]sharedroster.Rule{{Group: "Sales", Sees: []string{"Legal"}}}},
+		{"rule to a nested group", nil, "carol", want{"bob": {"Backend"}, "jsmith": {"Backend"}},
+			[]sharedroster.Rule{{Group: "Sales", Sees: []string{"Backend", "No Such Group"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(s)
 			cfg.RosterGroups = tc.roster
+			cfg.RosterRules = tc.rules
 			d, _ := newDir(t, cfg, nil)
 			mustSync(t, d)
 			got := want{}
@@ -391,7 +404,7 @@ func TestSyncDiff(t *testing.T) {
 				r.Replace("title", []string{"CTO"})
 				r.Replace("jpegPhoto", []string{string(otherPhoto)})
 			})
-		}, Diff{Changed: []string{"alice"}, Summary: "users +0 -0 ~1, groups ~0, 0 rosters changed"}},
+		}, Diff{Changed: []string{"alice"}, PhotoChanged: []string{"alice"}, Summary: "users +0 -0 ~1, groups ~0, 0 rosters changed"}},
 		{"second group", func() {
 			s.Modify("cn=Legal,"+groups, func(r *ldap.ModifyRequest) { r.Add("member", []string{"uid=bob," + people}) })
 			// alice and jsmith share only Engineering with bob: unchanged.
@@ -446,7 +459,7 @@ func TestSyncDiff(t *testing.T) {
 }
 
 func normalize(d *Diff) {
-	for _, l := range []*[]string{&d.Added, &d.Removed, &d.Disabled, &d.Changed, &d.RosterChanged} {
+	for _, l := range []*[]string{&d.Added, &d.Removed, &d.Disabled, &d.Changed, &d.PhotoChanged, &d.RosterChanged, &d.Regrouped} {
 		if len(*l) == 0 {
 			*l = nil
 		}

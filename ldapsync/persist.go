@@ -33,7 +33,7 @@ const (
 	kvBucket      = "ldapsync"
 	kvSnapshot    = "snapshot"
 	kvPhotoBucket = "ldapsync.photo"
-	snapVersion   = 1
+	snapVersion   = 2 // 2: primary group SIDs
 )
 
 type encoder struct{ b []byte }
@@ -154,6 +154,7 @@ func encodeSnapshot(sn *snapshot) []byte {
 		for _, a := range u.aliases {
 			e.str(a)
 		}
+		e.str(u.pgroup)
 	}
 	e.uint(uint64(len(sn.groups)))
 	for i := range sn.groups {
@@ -170,6 +171,7 @@ func encodeSnapshot(sn *snapshot) []byte {
 		for _, u := range g.uids {
 			e.str(u)
 		}
+		e.str(g.sid)
 	}
 	return e.b
 }
@@ -178,9 +180,10 @@ func encodeSnapshot(sn *snapshot) []byte {
 // Member DNs equal to a user's DN share that user's string.
 func decodeSnapshot(b []byte) ([]userRec, []groupRec, snapMeta, error) {
 	var m snapMeta
-	if len(b) == 0 || b[0] != snapVersion {
+	if len(b) == 0 || b[0] != snapVersion && b[0] != 1 {
 		return nil, nil, m, fmt.Errorf("unknown snapshot encoding %v", versionOf(b))
 	}
+	v1 := b[0] == 1 // before primary groups: no pgroup, no sid
 	d := &decoder{b: b[1:]}
 	m.url, m.userMark, m.groupMark = d.str(), d.str(), d.str()
 	m.fullAt, m.syncedAt = d.time(), d.time()
@@ -199,6 +202,9 @@ func decodeSnapshot(b []byte) ([]userRec, []groupRec, snapMeta, error) {
 			for j := range u.aliases {
 				u.aliases[j] = d.str()
 			}
+		}
+		if !v1 {
+			u.pgroup = d.str()
 		}
 		u.ndn = normDN(u.dn)
 		intern[u.ndn] = u.ndn
@@ -224,6 +230,9 @@ func decodeSnapshot(b []byte) ([]userRec, []groupRec, snapMeta, error) {
 			for j := range g.uids {
 				g.uids[j] = d.str()
 			}
+		}
+		if !v1 {
+			g.sid = d.str()
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

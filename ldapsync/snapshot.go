@@ -44,6 +44,7 @@ type userRec struct {
 	disabled bool     // matched DisabledFilter
 	expires  int64    // Unix seconds the account expires; 0: never
 	change   string   // ChangeAttr value
+	pgroup   string   // SID of the primary group (PrimaryGroupAttr), "" without
 }
 
 // groupRec is one group entry: its direct members, unresolved.
@@ -55,6 +56,7 @@ type groupRec struct {
 	members []string // normalized member DNs: users or groups
 	uids    []string // normalized usernames from memberUid
 	change  string
+	sid     string // objectSid as S-1-5-..., with PrimaryGroupAttr only
 }
 
 // snapshot is the directory as of one sync, with the indexes the server
@@ -95,6 +97,7 @@ type person struct {
 	Person
 	rec      int32   // index in snapshot.users
 	groupIDs []int32 // ascending, matching Person.Groups
+	viewIDs  []int32 // groups whose members this person sees (sharedroster.PersonView)
 }
 
 // Reasons an entry that matched the user filter cannot log in.
@@ -208,11 +211,30 @@ func build(s *settings, users []userRec, groups []groupRec, meta snapMeta, now t
 func (sn *snapshot) indexGroups(s *settings, byNDN map[string]int32) {
 	groups := sn.groups
 	gByNDN := make(map[string]int32, len(groups))
+	gBySID := map[string]int32{}
 	for i := range groups {
 		gByNDN[groups[i].ndn] = int32(i)
+		if groups[i].sid != "" {
+			gBySID[groups[i].sid] = int32(i)
+		}
 	}
 	direct := make([][]int32, len(groups)) // people
 	nested := make([][]int32, len(groups)) // groups
+	if len(gBySID) > 0 {
+		// AD's primary group membership is in no member attribute. Only
+		// for groups named in RosterGroups or RosterRules: the primary
+		// group is normally "Domain Users", everyone, which "*" must not
+		// put into every roster.
+		for pi := range sn.people {
+			g, ok := gBySID[sn.users[sn.people[pi].rec].pgroup]
+			if !ok {
+				continue
+			}
+			if key := strings.ToLower(groups[g].name); s.roster[key] || s.ruleGroups[key] {
+				direct[g] = append(direct[g], int32(pi))
+			}
+		}
+	}
 	for i := range groups {
 		g := &groups[i]
 		for _, m := range g.members {
@@ -245,7 +267,7 @@ func (sn *snapshot) indexGroups(s *settings, byNDN map[string]int32) {
 	for i := range groups {
 		g := &groups[i]
 		key := strings.ToLower(g.name)
-		if g.name == "" || !s.allGroups && !s.roster[key] {
+		if g.name == "" || !s.allGroups && !s.roster[key] && !s.ruleGroups[key] {
 			continue
 		}
 		r := byKey[key]
@@ -299,6 +321,13 @@ func (sn *snapshot) indexGroups(s *settings, byNDN map[string]int32) {
 			sn.people[p].groupIDs = append(sn.people[p].groupIDs, int32(gi)) // gi ascends
 		}
 	}
+	views := sharedroster.Views(sn.groupNames, func(g int32) bool {
+		return s.allGroups || s.roster[strings.ToLower(sn.groupNames[g])]
+	}, s.RosterRules)
+	for pi := range sn.people {
+		p := &sn.people[pi]
+		p.viewIDs = sharedroster.PersonView(p.groupIDs, views)
+	}
 	// One backing array for all Person.Groups slices.
 	total := 0
 	for pi := range sn.people {
@@ -343,7 +372,7 @@ func (sn *snapshot) colleagues(username string) []Person {
 	if !ok {
 		return nil
 	}
-	return sharedroster.Colleagues(id, sn.people[id].groupIDs, sn.members, sn.oneGroup,
+	return sharedroster.Colleagues(id, sn.people[id].viewIDs, sn.members, sn.oneGroup,
 		func(m int32, groups []string) Person {
 			p := sn.people[m].Person
 			p.Groups = groups

@@ -397,6 +397,9 @@ func (d *Directory) userFromEntry(e *ldap.Entry, ps *photoSink) userRec {
 	if s.ChangeAttr != "" {
 		u.change = a.first([]string{s.ChangeAttr})
 	}
+	if s.PrimaryGroupAttr != "" {
+		u.pgroup = primaryGroupSID(a.firstRaw([]string{sidAttr}), a.first([]string{s.PrimaryGroupAttr}))
+	}
 	return u
 }
 
@@ -408,6 +411,9 @@ func (d *Directory) groupFromEntry(c *conn, e *ldap.Entry) (groupRec, error) {
 	g.name = a.first(s.groupName)
 	if s.ChangeAttr != "" {
 		g.change = a.first([]string{s.ChangeAttr})
+	}
+	if s.PrimaryGroupAttr != "" {
+		g.sid = sidString(a.firstRaw([]string{sidAttr}))
 	}
 	if s.MemberAttr != "" {
 		vals, err := memberValues(a, s.MemberAttr, func(attr string) (entryAttrs, error) {

@@ -217,6 +217,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	users[2].expires = 12345
 	users[3].photo, users[3].photoTyp = "0123456789012345678901234567890123456789", "image/png"
 	groups[0].uids = []string{"user000004"}
+	users[5].pgroup, groups[1].sid = "S-1-5-21-1-2-3-513", "S-1-5-21-1-2-3-513"
 	meta := snapMeta{url: "ldaps://a", userMark: "7", groupMark: "9",
 		fullAt: time.Unix(100, 5).UTC(), syncedAt: time.Unix(200, 0).UTC()}
 	sn := build(s, users, groups, meta, time.Now())

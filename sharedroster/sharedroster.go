@@ -2,7 +2,9 @@
 // backends (staticdir, ldapsync) ask: who shares a group with a person,
 // and which groups do they share. Each backend keeps the same index —
 // person ids ascending in username order, every group's members as an
-// ascending id list — and calls Colleagues.
+// ascending id list — and calls Colleagues with the groups a person sees:
+// their own groups, or with roster rules ("members of X see members of
+// Y", visibility.go) their PersonView.
 package sharedroster
 
 // Colleagues returns everyone who shares at least one of the groups gids

@@ -70,14 +70,16 @@ type Directory struct {
 type entry struct {
 	person   Person
 	groupIDs []int32 // ascending, matching person.Groups
+	viewIDs  []int32 // groups whose members this user sees (sharedroster.PersonView)
 	hash     *phc    // nil for a plaintext user
 	password string  // plaintext, or empty
 	scram    [len(scramMechs)]scramSecret
 }
 
 // New builds a Directory, checking every user. All problems are reported,
-// each naming its user.
-func New(users []User) (*Directory, error) {
+// each naming its user. Every group's members see each other; rules add
+// "members of X see members of Y" (sharedroster.Rule).
+func New(users []User, rules ...sharedroster.Rule) (*Directory, error) {
 	d := &Directory{
 		users:  make([]entry, 0, len(users)),
 		byName: make(map[string]int32, len(users)),
@@ -117,7 +119,7 @@ func New(users []User) (*Directory, error) {
 		return nil, err
 	}
 
-	d.indexGroups(groupSet)
+	d.indexGroups(groupSet, rules)
 
 	d.scramReady = true
 	for i := range d.users {
@@ -164,7 +166,7 @@ func (e *entry) init(u User) error {
 }
 
 // indexGroups numbers the groups in name order and lists their members.
-func (d *Directory) indexGroups(set map[string]struct{}) {
+func (d *Directory) indexGroups(set map[string]struct{}, rules []sharedroster.Rule) {
 	names := make([]string, 0, len(set))
 	for g := range set {
 		names = append(names, g)
@@ -188,6 +190,11 @@ func (d *Directory) indexGroups(set map[string]struct{}) {
 	}
 	for g := range d.members {
 		d.members[g] = slices.Clip(d.members[g])
+	}
+	views := sharedroster.Views(names, func(int32) bool { return true }, rules)
+	for id := range d.users {
+		e := &d.users[id]
+		e.viewIDs = sharedroster.PersonView(e.groupIDs, views)
 	}
 }
 
@@ -307,7 +314,8 @@ func (d *Directory) People() []Person {
 }
 
 // Colleagues returns everyone who shares at least one group with username,
-// sorted by username, each with only the groups they share with username.
+// or is in a group a rule lets username see (or be seen by), sorted by
+// username, each with the names of those groups.
 // It returns nil for an unknown user or one without groups.
 //
 // The group index is built by New, so a call costs O(size of username's
@@ -317,7 +325,7 @@ func (d *Directory) Colleagues(username string) []Person {
 	if !ok {
 		return nil
 	}
-	return sharedroster.Colleagues(id, d.users[id].groupIDs, d.members, d.oneGroup,
+	return sharedroster.Colleagues(id, d.users[id].viewIDs, d.members, d.oneGroup,
 		func(m int32, groups []string) Person {
 			p := d.users[m].person
 			p.Groups = groups
