@@ -147,6 +147,7 @@ func (r *room) admin(el, q *wire.Element, o *occupant, from string) {
 // occupants: a ban removes them (301), losing membership of a members-only
 // room removes them (321), otherwise their role follows (§9, §10).
 func (r *room) setAffiliation(bare string, aff Affiliation, actor, reason string) {
+	r.nicks = nil // reserved nicks follow the affiliations
 	if aff == None {
 		delete(r.affs, bare)
 	} else {
@@ -172,7 +173,9 @@ func (r *room) setAffiliation(bare string, aff Affiliation, actor, reason string
 			r.presenceChanged(o)
 		}
 	}
-	r.empty()
+	// No r.empty() here: a room emptied by this is unloaded by the caller
+	// once it is done with it (unloadIdle), never while it still changes
+	// affiliations that a fresh load would not see.
 }
 
 // adminList answers a list request: by affiliation (members and outcasts
@@ -230,49 +233,34 @@ func (r *room) adminList(el, item *wire.Element, actorAff Affiliation, actorRole
 
 // SetMembers makes exactly members (bare JIDs) the members of the room
 // roomJID: others with affiliation member lose it (and leave a members-only
-// room with status 321); owners, admins and outcasts are left alone. It is
-// the entry point for rooms bound to directory groups. The room must exist.
+// room with status 321) and the room leaves their bookmarks; new members
+// get it in their bookmarks. Owners, admins and outcasts are left alone.
+// Bound rooms get this from SyncBoundRooms. The room must exist.
 func (s *Service) SetMembers(roomJID string, members []string) error {
-	r, _, cond := s.room(roomJID, false, "")
-	if r == nil {
-		if cond == "" {
-			cond = "item-not-found"
-		}
-		return &RoomError{Room: roomJID, Condition: cond}
-	}
 	want := make(map[string]bool, len(members))
 	for _, m := range members {
 		if b, ok := normBare(m); ok {
 			want[b] = true
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.gone {
-		return &RoomError{Room: roomJID, Condition: "item-not-found"}
-	}
-	var drop []string
-	for j, a := range r.affs {
-		if a == Member && !want[j] {
-			drop = append(drop, j)
+	for {
+		r, _, cond := s.room(roomJID, false, "")
+		if r == nil {
+			if cond == "" {
+				cond = "item-not-found"
+			}
+			return &RoomError{Room: roomJID, Condition: cond}
 		}
-	}
-	sort.Strings(drop)
-	for _, j := range drop {
-		r.setAffiliation(j, None, "", "")
-	}
-	add := make([]string, 0, len(want))
-	for j := range want {
-		if r.affOf(j) == None {
-			add = append(add, j)
+		r.mu.Lock()
+		if r.gone {
+			r.mu.Unlock()
+			continue
 		}
+		r.applyMembers(want)
+		r.unloadIdle()
+		r.mu.Unlock()
+		return nil
 	}
-	sort.Strings(add)
-	for _, j := range add {
-		r.setAffiliation(j, Member, "", "")
-	}
-	r.save()
-	return nil
 }
 
 // RoomError reports why a room operation failed, as a stanza error condition.

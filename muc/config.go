@@ -1,7 +1,10 @@
 package muc
 
 import (
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ownchat/ownchat/xmppd/wire"
 )
@@ -23,7 +26,15 @@ type RoomConfig struct {
 	AllowInvites  bool   // muc#roomconfig_allowinvites: participants may (members-only rooms)
 	AllowPM       string // muc#roomconfig_allowpm: anyone, participants, moderators, none
 	Logging       bool   // muc#roomconfig_enablelogging (status 170)
+	// Groups binds the room to directory groups (fieldGroups): its
+	// members follow them. Never modified in place.
+	Groups []string
 }
+
+// fieldGroups is ownChat's own field of the configuration form: the
+// directory groups whose members are the room's members (XEP-0004 allows
+// fields beyond the registered ones).
+const fieldGroups = "muc#roomconfig_ownchat_groups"
 
 // DefaultRoomConfig is the configuration of a new room unless
 // Config.Defaults says otherwise: temporary, public, open, unmoderated,
@@ -72,8 +83,9 @@ func option(label, value string) *wire.Element {
 	return wire.New("", "option", "label", label).Add((&wire.Element{Space: nsData, Local: "value"}).AddText(value))
 }
 
-// form returns the owner configuration form (§10.2) filled with c.
-func (c *RoomConfig) form() *wire.Element {
+// form returns the owner configuration form (§10.2) filled with c; groups
+// are the directory's groups, nil without a directory.
+func (c *RoomConfig) form(groups []string) *wire.Element {
 	x := wire.New(nsData, "x", "type", "form")
 	x.Add((&wire.Element{Space: nsData, Local: "title"}).AddText("Room configuration"))
 	whois := "moderators"
@@ -105,6 +117,13 @@ func (c *RoomConfig) form() *wire.Element {
 			option("Anyone", "anyone"), option("Participants", "participants"),
 			option("Moderators", "moderators"), option("Nobody", "none")),
 		field("boolean", "muc#roomconfig_enablelogging", "Enable public logging", boolStr(c.Logging)),
+	}
+	if groups != nil {
+		f := field("list-multi", fieldGroups, "Members are the members of these directory groups", c.Groups...)
+		for _, g := range groups {
+			f.Add(option(g, g))
+		}
+		fs = append(fs, f)
 	}
 	for _, f := range fs {
 		f.Space = nsData
@@ -217,6 +236,15 @@ func (c *RoomConfig) apply(vals map[string][]string) (RoomConfig, bool) {
 			}
 		case "muc#roomconfig_enablelogging":
 			setBool(&n.Logging)
+		case fieldGroups:
+			var gs []string
+			for _, g := range vs {
+				if g = strings.TrimSpace(g); g != "" && !slices.Contains(gs, g) {
+					gs = append(gs, g)
+				}
+			}
+			sort.Strings(gs)
+			n.Groups = gs
 		}
 		if !ok {
 			return *c, false

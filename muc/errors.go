@@ -45,6 +45,10 @@ func errorElement(typ, cond string) *wire.Element {
 	return e.Add(wire.New(nsStanzas, cond))
 }
 
+// condNotAllowedCreate is the not-allowed of a refused room creation; it
+// carries a text saying why (§10.1.1 leaves the text to the service).
+const condNotAllowedCreate = "not-allowed:create"
+
 // bounceJoin refuses a join or nick change: an error presence from the
 // occupant JID carrying the <x xmlns='…muc'/> the client sent (§7.2.6 ff.).
 // It goes straight to the session: RouteElement drops presence to a full
@@ -59,8 +63,33 @@ func (s *Service) bounceJoin(el *wire.Element, cond string) {
 	} else {
 		e.Add(wire.New(nsMUC, "x"))
 	}
-	e.Add(errorElement(errType(cond), cond))
+	if cond == condNotAllowedCreate {
+		e.Add(errorText("cancel", "not-allowed", "You may not create rooms on this service; ask an administrator, or join an existing room."))
+	} else {
+		e.Add(errorElement(errType(cond), cond))
+	}
 	s.r.DeliverFull(el.Attr("from"), e.AppendXML(nil, nsClient))
+}
+
+// errorText is errorElement with a human-readable text (RFC 6120 §8.3.2).
+func errorText(typ, cond, text string) *wire.Element {
+	e := errorElement(typ, cond)
+	t := wire.New(nsStanzas, "text", "xml:lang", "en")
+	t.AddText(text)
+	return e.Add(t)
+}
+
+// bounceText is bounce with a text.
+func (s *Service) bounceText(el *wire.Element, typ, cond, text string) {
+	if el.Attr("type") == "error" {
+		return
+	}
+	e := wire.New(nsClient, el.Local, "from", el.Attr("to"), "to", el.Attr("from"), "type", "error")
+	if id := el.Attr("id"); id != "" {
+		e.SetAttr("id", id)
+	}
+	e.Add(errorText(typ, cond, text))
+	s.r.RouteElement(e)
 }
 
 // result answers an IQ get/set with payload (may be nil).

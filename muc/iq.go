@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 
@@ -108,7 +109,8 @@ func (s *Service) publicRooms() *wire.Element {
 func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
 	typ := el.Attr("type")
 	if typ != "get" && typ != "set" {
-		return // results and errors: the room asks nobody anything
+		s.iqResponse(el, nick) // answers to IQs the room forwarded
+		return
 	}
 	q := el.FirstChild()
 	if q == nil {
@@ -123,18 +125,7 @@ func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
 	defer r.unloadIdle()
 	o := r.byReal[from]
 	if nick != "" {
-		// XEP-0410 §3: a ping to an occupant JID tells a client whether
-		// it is still joined; the room answers for the occupant.
-		switch {
-		case q.Space != nsPing || q.Local != "ping" || typ != "get":
-			s.bounce(el, "cancel", "service-unavailable")
-		case o == nil:
-			s.bounce(el, "modify", "not-acceptable")
-		case r.byNick[nick] == nil:
-			s.bounce(el, "cancel", "item-not-found")
-		default:
-			s.result(el, nil)
-		}
+		r.occupantIQ(el, q, o, nick)
 		return
 	}
 	if r.locked && r.affOf(bareOf(from)) != Owner {
@@ -142,6 +133,8 @@ func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
 		return
 	}
 	switch {
+	case typ == "get" && q.Space == nsDiscoInfo && q.Local == "query" && q.Attr("node") == nodeRoomUser:
+		r.roomUserItem(el, from)
 	case typ == "get" && q.Space == nsDiscoInfo && q.Local == "query":
 		s.result(el, r.discoInfo())
 	case typ == "get" && q.Space == nsDiscoItems && q.Local == "query":
@@ -152,6 +145,8 @@ func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
 		r.owner(el, q, from)
 	case q.Space == nsAdmin && q.Local == "query":
 		r.admin(el, q, o, from)
+	case q.Space == nsMAM:
+		r.mam(el, q, o, from)
 	default:
 		s.bounce(el, "cancel", "service-unavailable")
 	}
@@ -182,6 +177,9 @@ func (r *room) discoInfo() *wire.Element {
 	} {
 		q.Add(wire.New("", "feature", "var", f))
 	}
+	if r.archived() {
+		q.Add(wire.New("", "feature", "var", nsMAM))
+	}
 	fixSpace(q)
 	x := wire.New(nsData, "x", "type", "result").Add(
 		field("hidden", "FORM_TYPE", "", formInfo),
@@ -208,7 +206,11 @@ func (r *room) owner(el, q *wire.Element, from string) {
 		return
 	}
 	if el.Attr("type") == "get" {
-		s.result(el, wire.New(nsOwner, "query").Add(r.cfg.form()))
+		var groups []string
+		if d := s.cfg.Directory; d != nil {
+			groups = append([]string{}, d.Groups()...)
+		}
+		s.result(el, wire.New(nsOwner, "query").Add(r.cfg.form(groups)))
 		return
 	}
 	if d := q.Child(nsOwner, "destroy"); d != nil {
@@ -240,6 +242,14 @@ func (r *room) owner(el, q *wire.Element, from string) {
 			s.bounce(el, "modify", "not-acceptable")
 			return
 		}
+		if g, ok := s.checkGroups(n.Groups); !ok {
+			s.bounceText(el, "modify", "not-acceptable", "no directory group "+g)
+			return
+		}
+		if len(n.Groups) > 0 && !n.Persistent {
+			s.bounceText(el, "modify", "not-acceptable", "a room bound to directory groups must be persistent")
+			return
+		}
 		s.result(el, nil)
 		r.configure(n)
 	default:
@@ -256,6 +266,12 @@ func (r *room) configure(n RoomConfig) {
 	wasLocked := r.locked
 	r.locked = false
 	r.save()
+	if !slices.Equal(old.Groups, n.Groups) || old.Persistent != n.Persistent {
+		r.saveBinding()
+		if len(n.Groups) > 0 {
+			r.syncMembers(nil) // before the members-only check below
+		}
+	}
 	if n.MembersOnly && !old.MembersOnly {
 		for i := len(r.list) - 1; i >= 0; i-- {
 			if o := r.list[i]; o.aff < Member {
@@ -319,4 +335,7 @@ func (r *room) destroy(d *wire.Element) {
 		}
 	}
 	r.unload()
+	if len(r.cfg.Groups) > 0 {
+		r.saveBinding() // gone: forgets the binding
+	}
 }

@@ -103,12 +103,18 @@ func (r *room) groupchat(el *wire.Element, o *occupant) {
 	}
 }
 
-// fanout delivers head + occupant's to + tail to every occupant.
+// fanout delivers head + session's to + tail to every session of every
+// occupant (XEP-0045 §7.2.9: a multi-session occupant gets in-room
+// messages at all its resources).
 func (r *room) fanout(head, tail []byte) {
 	parts := [3][]byte{head, nil, tail}
 	for _, q := range r.list {
 		parts[1] = q.to
 		r.svc.r.DeliverFull(q.real, parts[:]...)
+		for i := range q.more {
+			parts[1] = q.more[i].to
+			r.svc.r.DeliverFull(q.more[i].real, parts[:]...)
+		}
 	}
 }
 
@@ -171,6 +177,12 @@ func (r *room) private(el *wire.Element, o *occupant, nick, typ string) {
 		m.Add(wire.New(nsUser, "x")) // §7.5: marks a private message from a room
 	}
 	s.r.DeliverFull(t.real, m.AppendXML(nil, nsClient))
+	// §7.2.9 RECOMMENDS private messages to every session of a
+	// multi-session occupant.
+	for i := range t.more {
+		m.Attrs[1].Value = t.more[i].real
+		s.r.DeliverFull(t.more[i].real, m.AppendXML(nil, nsClient))
+	}
 }
 
 // invite forwards a mediated invitation (§7.8.2). In a members-only room

@@ -59,8 +59,30 @@ type Config struct {
 	// (XEP-0313 on the room). stanza is the message as every occupant got
 	// it minus the to attribute; it must not be modified.
 	Archive func(room, stanzaID string, at time.Time, stanza []byte)
+	// Archived reports whether room keeps an archive (retention may say
+	// "none" for a room); nil: every room does when Archive is set. Rooms
+	// with an archive answer XEP-0313 queries (mam.go).
+	Archived func(room string) bool
+	// MaxArchivePage caps a room MAM page; default mam.DefaultMaxPage.
+	MaxArchivePage int
 	// Now returns the time; nil means time.Now (tests set it).
 	Now func() time.Time
+	// Directory, when set, enables rooms bound to directory groups and
+	// reserved nicks (XEP-0045 §7.12).
+	Directory Directory
+	// VCard returns the vCard of a user (bare JID) as others get it, nil
+	// when none. When set, a vCard request to an occupant JID is answered
+	// by the room with the occupant's vCard; otherwise it is routed to the
+	// occupant's bare JID.
+	VCard func(bareJID string) (*wire.Element, error)
+	// UserDomain is the domain of the server's users, whose bookmarks the
+	// service keeps in the store; default: Domain without its first label.
+	UserDomain string
+	// Bookmark, when set, writes a bound room's bookmark for user (the
+	// localpart) instead of the XEP-0048-only update here: the server
+	// keeps XEP-0402 (PEP) and XEP-0048 bookmarks in step and notifies the
+	// user's clients.
+	Bookmark func(user, room, name string, add bool) error
 }
 
 // Service is the MUC service. Its methods are safe for concurrent use.
@@ -82,6 +104,18 @@ type Service struct {
 	gone        []string
 	goneRunning bool
 	goneIdle    *sync.Cond
+
+	userDomain string
+	syncMu     sync.Mutex // one SyncBoundRooms at a time
+	bmMu       sync.Mutex // the bookmark queue
+	bmQueue    []bookmarkChange
+	bmRunning  bool
+	bmIdle     *sync.Cond
+	bmWrite    sync.Mutex // one bookmark read-modify-write at a time
+
+	iqMu  sync.Mutex
+	iqs   map[string]pendingIQ // forwarded IQs by the id the service gave them
+	iqSeq uint64
 }
 
 // bucket holds one key per persistent room (the bare room JID).
@@ -122,6 +156,11 @@ func New(cfg Config, st *store.Store, r Router, log *slog.Logger) (*Service, err
 		s.now = time.Now
 	}
 	s.goneIdle = sync.NewCond(&s.goneMu)
+	s.bmIdle = sync.NewCond(&s.bmMu)
+	s.userDomain = cfg.UserDomain
+	if s.userDomain == "" {
+		s.userDomain = s.domain[strings.IndexByte(s.domain, '.')+1:]
+	}
 	return s, nil
 }
 
@@ -132,8 +171,15 @@ func (s *Service) Domain() string { return s.domain }
 // occupant; from must be the sender's full JID. It is xmppd.Component.
 func (s *Service) RouteStanza(el *wire.Element) {
 	from := el.Attr("from")
-	if from == "" || strings.IndexByte(from, '/') < 0 {
-		return // the core always stamps a full JID; anything else is not ours to answer
+	if from == "" {
+		return
+	}
+	if strings.IndexByte(from, '/') < 0 {
+		// The core stamps a session's full JID; a bare JID is the server
+		// answering for an account (a vCard the room forwarded).
+		if t := el.Attr("type"); el.Local != "iq" || t != "result" && t != "error" {
+			return
+		}
 	}
 	to := el.Attr("to")
 	roomJID, nick, ok := s.splitTo(to)
@@ -243,7 +289,7 @@ func (s *Service) leaveAll(full string) {
 	for _, r := range rs {
 		r.mu.Lock()
 		if o := r.byReal[full]; o != nil && !r.gone {
-			r.leave(o, nil, "")
+			r.leave(o, full, "")
 		}
 		r.mu.Unlock()
 	}
@@ -253,6 +299,9 @@ func (s *Service) leaveAll(full string) {
 // (XEP-0045 §7.14: the service is going down). The server calls it before
 // it closes the sessions; stanzas after it are refused.
 func (s *Service) Shutdown() {
+	if s == nil {
+		return // [muc] disabled: cmd/xmppd holds a nil service
+	}
 	s.mu.Lock()
 	s.closed = true
 	rs := make([]*room, 0, len(s.rooms))
@@ -293,6 +342,11 @@ func (s *Service) track(full string, r *room, nick string) {
 // strictly increasing within the process and across restarts (clocks
 // permitting), so it can key the archive later.
 func (s *Service) stanzaID(at time.Time) string {
+	if s.st != nil {
+		// XEP-0359 and XEP-0313 share the id: the room's stanza-id is
+		// the message's id in the room archive.
+		return s.st.NewArchiveID().String()
+	}
 	s.mu.Lock()
 	n := at.UnixNano()
 	if n <= s.lastID {

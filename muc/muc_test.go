@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -766,7 +767,8 @@ func TestEncodeDecode(t *testing.T) {
 	s, _ := New(Config{Domain: svcJID}, nil, newFake(t), nil)
 	r := newRoom(s, room1)
 	r.cfg = RoomConfig{Name: "N", Description: "D\nx", Persistent: true, MembersOnly: true, Moderated: true, PasswordProt: true,
-		Password: "p", NonAnonymous: true, MaxUsers: 30, ChangeSubject: true, AllowInvites: true, AllowPM: "moderators", Logging: true}
+		Password: "p", NonAnonymous: true, MaxUsers: 30, ChangeSubject: true, AllowInvites: true, AllowPM: "moderators", Logging: true,
+		Groups: []string{"Legal", "Sales"}}
 	r.subject, r.subjectFrom = "S", room1+"/A"
 	r.affs = map[string]Affiliation{"a@x": Owner, "b@x": Admin, "c@x": Member, "d@x": Outcast}
 	b := r.encode()
@@ -774,7 +776,7 @@ func TestEncodeDecode(t *testing.T) {
 	if err := r2.decode(b); err != nil {
 		t.Fatal(err)
 	}
-	if r2.cfg != r.cfg || r2.subject != r.subject || r2.subjectFrom != r.subjectFrom || fmt.Sprint(r2.affs) != fmt.Sprint(r.affs) {
+	if !reflect.DeepEqual(r2.cfg, r.cfg) || r2.subject != r.subject || r2.subjectFrom != r.subjectFrom || fmt.Sprint(r2.affs) != fmt.Sprint(r.affs) {
 		t.Fatalf("round trip: %+v %+v", r2.cfg, r2.affs)
 	}
 	for i := 0; i < len(b); i++ {

@@ -40,7 +40,7 @@ func (s *Service) room(roomJID string, create bool, bare string) (r *room, creat
 		return nil, false, ""
 	}
 	if s.cfg.MayCreate != nil && !s.cfg.MayCreate(bare) {
-		return nil, false, "not-allowed" // §10.1.1
+		return nil, false, condNotAllowedCreate // §10.1.1
 	}
 	r = newRoom(s, roomJID)
 	r.locked = true
@@ -68,11 +68,13 @@ func (r *room) save() {
 	}
 }
 
-// Encoding of a persistent room (version 1): a version byte, then
+// Encoding of a persistent room (version 2): a version byte, then
 // length-prefixed strings and uvarints in this order: name, description,
 // password, flags, max users, allowpm, subject, subject from, the number of
-// affiliations, then each as JID and affiliation+1 (so outcast is 0).
-const encVersion = 1
+// affiliations, then each as JID and affiliation+1 (so outcast is 0), then
+// the number of bound groups and each group. Version 1 is version 2 without
+// the groups, and is still read.
+const encVersion = 2
 
 const (
 	fPersistent = 1 << iota
@@ -125,15 +127,20 @@ func (r *room) encode() []byte {
 		str(k)
 		b = append(b, byte(r.affs[k]+1))
 	}
+	b = binary.AppendUvarint(b, uint64(len(c.Groups)))
+	for _, g := range c.Groups {
+		str(g)
+	}
 	return b
 }
 
 var errCorrupt = errors.New("muc: corrupt room record")
 
 func (r *room) decode(b []byte) error {
-	if len(b) == 0 || b[0] != encVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > encVersion {
 		return fmt.Errorf("muc: room record version %v unknown", b[:min(1, len(b))])
 	}
+	version := b[0]
 	b = b[1:]
 	bad := false
 	uv := func() uint64 {
@@ -189,6 +196,16 @@ func (r *room) decode(b []byte) error {
 		}
 		if a != None {
 			r.affs[k] = a
+		}
+	}
+	if version >= 2 && !bad {
+		n := uv()
+		if n > uint64(len(b)) {
+			return errCorrupt
+		}
+		c.Groups = nil
+		for i := uint64(0); i < n && !bad; i++ {
+			c.Groups = append(c.Groups, str())
 		}
 	}
 	if bad || len(b) != 0 {

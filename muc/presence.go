@@ -27,8 +27,9 @@ type presExtra struct {
 	noAff     bool // item affiliation='none' role='none' (destroy)
 }
 
-// presTail serializes o's presence after the to attribute.
-func (r *room) presTail(o *occupant, unavailable, withJID, self bool, x *presExtra) []byte {
+// presTail serializes o's presence after the to attribute; jid, when not
+// empty, is the real JID its item shows.
+func (r *room) presTail(o *occupant, unavailable bool, jid string, self bool, x *presExtra) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, "' from='"...)
 	b = wire.AppendAttrEscaped(b, r.from)
@@ -55,9 +56,9 @@ func (r *room) presTail(o *occupant, unavailable, withJID, self bool, x *presExt
 	b = append(b, "' role='"...)
 	b = append(b, role...)
 	b = append(b, '\'')
-	if withJID {
+	if jid != "" {
 		b = append(b, " jid='"...)
-		b = wire.AppendAttrEscaped(b, o.real)
+		b = wire.AppendAttrEscaped(b, jid)
 		b = append(b, '\'')
 	}
 	if x != nil && x.newNick != "" {
@@ -106,9 +107,9 @@ func appendStatus(b []byte, code string) []byte {
 	return append(b, "'/>"...)
 }
 
-// broadcast sends o's presence to every occupant (o itself last, with 110),
-// serializing at most three variants. Available presences are remembered
-// for later joiners.
+// broadcast sends o's presence to every occupant (o itself last, with 110,
+// to each of its sessions), serializing at most three variants for the
+// others. Available presences are remembered for later joiners.
 func (r *room) broadcast(o *occupant, unavailable bool, x *presExtra) {
 	var anon, withJID []byte
 	if !unavailable && x == nil {
@@ -121,35 +122,62 @@ func (r *room) broadcast(o *occupant, unavailable bool, x *presExtra) {
 		}
 		if r.seesJID(q) {
 			if withJID == nil {
-				withJID = r.presTail(o, unavailable, true, false, x)
+				withJID = r.presTail(o, unavailable, o.real, false, x)
 			}
 			parts[2] = withJID
 		} else {
 			if anon == nil {
-				anon = r.presTail(o, unavailable, false, false, x)
+				anon = r.presTail(o, unavailable, "", false, x)
 			}
 			parts[2] = anon
 		}
-		parts[1] = q.to
-		r.svc.r.DeliverFull(q.real, parts[:]...)
+		r.deliverAll(q, parts[:])
 	}
 	if !unavailable && x == nil {
 		o.tailAnon, o.tailJID = anon, withJID
 	}
-	parts[1], parts[2] = o.to, r.presTail(o, unavailable, true, true, x)
-	r.svc.r.DeliverFull(o.real, parts[:]...)
+	r.toSelf(o, unavailable, x, "", nil)
+}
+
+// deliverAll sends parts to every session of q, splicing each session's
+// to attribute in as parts[1].
+func (r *room) deliverAll(q *occupant, parts [][]byte) {
+	parts[1] = q.to
+	r.svc.r.DeliverFull(q.real, parts...)
+	for i := range q.more {
+		parts[1] = q.more[i].to
+		r.svc.r.DeliverFull(q.more[i].real, parts...)
+	}
+}
+
+// toSelf sends o its own presence (status 110) at each of its sessions;
+// each item shows that session's own full JID, the one it knows as itself.
+// The session special, if any, gets specialX instead of x: a joining
+// session's codes (100, 170, 201, 210) are for it alone.
+func (r *room) toSelf(o *occupant, unavailable bool, x *presExtra, special string, specialX *presExtra) {
+	send := func(real string, to []byte) {
+		xx := x
+		if real == special {
+			xx = specialX
+		}
+		r.svc.r.DeliverFull(real, presHead, to, r.presTail(o, unavailable, real, true, xx))
+	}
+	send(o.real, o.to)
+	for i := range o.more {
+		send(o.more[i].real, o.more[i].to)
+	}
 }
 
 // occupantTail returns q's current presence as seen by viewer.
 func (r *room) occupantTail(q, viewer *occupant) []byte {
 	if r.seesJID(viewer) {
 		if q.tailJID == nil {
-			q.tailJID = r.presTail(q, false, true, false, nil)
+			q.tailJID = r.presTail(q, false, q.real, false, nil)
 		}
 		return q.tailJID
 	}
 	if q.tailAnon == nil {
-		q.tailAnon = r.presTail(q, false, false, false, nil)
+		q.tailAnon = r.presTail(q, false, "", false, nil)
 	}
 	return q.tailAnon
 }
@@ -186,7 +214,9 @@ func (s *Service) presence(el *wire.Element, roomJID, nick, from string) {
 	for {
 		r, created, err := s.room(roomJID, typ == "" && nick != "", bareOf(from))
 		if err != "" {
-			if typ == "" {
+			if typ == "" && err == condNotAllowedCreate {
+				s.bounceJoin(el, err)
+			} else if typ == "" {
 				s.bounce(el, errType(err), err)
 			}
 			return
@@ -210,7 +240,7 @@ func (s *Service) presence(el *wire.Element, roomJID, nick, from string) {
 				if st := el.Child(nsClient, "status"); st != nil && typ == "unavailable" {
 					status = st.Text()
 				}
-				r.leave(o, nil, status)
+				r.leave(o, from, status)
 			}
 		case nick == "":
 			// §7.2.1: a join needs a nick.
@@ -220,6 +250,10 @@ func (s *Service) presence(el *wire.Element, roomJID, nick, from string) {
 		case o.nick != nick:
 			r.changeNick(el, o, nick)
 		default:
+			// The session that spoke last is the occupant's presence.
+			if i := o.sessionIndex(from); i >= 0 {
+				o.promote(i)
+			}
 			o.pres = mucPayload(el)
 			r.presenceChanged(o)
 		}
@@ -254,8 +288,16 @@ func (r *room) join(el, x *wire.Element, nick, from string, created bool) {
 		cond = "registration-required" // §7.2.7
 	case r.cfg.PasswordProt && aff != Owner && pw != r.cfg.Password:
 		cond = "not-authorized" // §7.2.6
-	case r.byNick[nick] != nil:
+	case r.byNick[nick] != nil && r.byNick[nick].bare != bare:
 		cond = "conflict" // §7.2.9
+	case r.reservedBy(nick) != "" && r.reservedBy(nick) != bare:
+		cond = "conflict" // §7.2.9: reserved by another member
+	case r.byNick[nick] != nil:
+		// §7.2.9: the same user under the same nick from another
+		// resource is another session of that occupant, not a new one
+		// (so max users does not apply).
+		r.joinSession(el, x, r.byNick[nick], from)
+		return
 	case r.cfg.MaxUsers > 0 && len(r.list) >= r.cfg.MaxUsers && aff < Admin:
 		cond = "service-unavailable" // §7.2.10
 	}
@@ -273,6 +315,12 @@ func (r *room) join(el, x *wire.Element, nick, from string, created bool) {
 	}
 	r.add(o)
 	// Step 2: the new presence to all, self last with its codes.
+	r.broadcastJoin(o, r.joinCodes(el, nick, created), from)
+	r.joinEnd(o, x)
+}
+
+// joinCodes are the status codes of a joining session's self-presence.
+func (r *room) joinCodes(el *wire.Element, nick string, created bool) []string {
 	var self []string
 	if r.cfg.NonAnonymous {
 		self = append(self, "100") // §7.2.4
@@ -286,8 +334,12 @@ func (r *room) join(el, x *wire.Element, nick, from string, created bool) {
 	if to := el.Attr("to"); to[strings.IndexByte(to, '/')+1:] != nick {
 		self = append(self, "210") // §7.2.11: the service normalized the nick
 	}
-	r.broadcastJoin(o, self)
-	// Steps 3 and 4: history, then the subject (always, §7.2.15).
+	return self
+}
+
+// joinEnd sends o's primary session, the one joining, steps 3 and 4 of
+// §7.2.3: history, then the subject (always, §7.2.15).
+func (r *room) joinEnd(o *occupant, x *wire.Element) {
 	if x != nil {
 		r.sendHistory(o, x.Child(nsMUC, "history"))
 	} else {
@@ -296,30 +348,73 @@ func (r *room) join(el, x *wire.Element, nick, from string, created bool) {
 	r.sendSubject(o)
 }
 
-// broadcastJoin is broadcast for a joining occupant: the others get the
-// cacheable presence; only the self-presence carries status codes.
-func (r *room) broadcastJoin(o *occupant, self []string) {
+// joinSession adds the session from to o, an occupant of the same user
+// (multi-session nick). The joining session gets the join sequence of
+// §7.2.3 for itself alone (the others' presence, its self-presence with
+// codes, history, subject); as the most recently active session it becomes
+// the primary, so the others and o's older sessions see o's presence
+// again, now its presence.
+func (r *room) joinSession(el, x *wire.Element, o *occupant, from string) {
+	to := wire.AppendAttrEscaped(nil, from)
+	parts := [3][]byte{presHead, to}
+	for _, q := range r.list {
+		if q != o {
+			parts[2] = r.occupantTail(q, o)
+			r.svc.r.DeliverFull(from, parts[:]...)
+		}
+	}
+	o.more = append(o.more, session{real: o.real, to: o.to, pres: o.pres})
+	o.real, o.to, o.pres = from, to, mucPayload(el)
+	r.byReal[from] = o
+	r.svc.track(from, r, o.nick)
+	o.tailAnon, o.tailJID = nil, nil
+	r.broadcastJoin(o, r.joinCodes(el, o.nick, false), from)
+	r.joinEnd(o, x)
+}
+
+// broadcastJoin is broadcast for a joining occupant or session: the others
+// get the cacheable presence; only the self-presence of the session joiner
+// carries the join's status codes.
+func (r *room) broadcastJoin(o *occupant, self []string, joiner string) {
 	parts := [3][]byte{presHead}
 	for _, q := range r.list {
 		if q == o {
 			continue
 		}
-		parts[1], parts[2] = q.to, r.occupantTail(o, q)
-		r.svc.r.DeliverFull(q.real, parts[:]...)
+		parts[2] = r.occupantTail(o, q)
+		r.deliverAll(q, parts[:])
 	}
-	parts[1], parts[2] = o.to, r.presTail(o, false, true, true, &presExtra{selfCodes: self})
-	r.svc.r.DeliverFull(o.real, parts[:]...)
+	r.toSelf(o, false, nil, joiner, &presExtra{selfCodes: self})
 }
 
-// leave removes o after its unavailable presence (or the end of its
-// session), forwarding status text.
-func (r *room) leave(o *occupant, x *presExtra, status string) {
+// leave takes the session full out of o after its unavailable presence
+// (or the end of the session), forwarding status text. When other sessions
+// of o remain, only full hears that it left (status 110): for the others o
+// is still there, and if full was its primary session, o's presence is
+// now that of the most recently active remaining one.
+func (r *room) leave(o *occupant, full, status string) {
+	var pres []wire.Node
 	if status != "" {
-		o.pres = []wire.Node{{El: (&wire.Element{Space: nsClient, Local: "status"}).AddText(status)}}
-	} else {
-		o.pres = nil
+		pres = []wire.Node{{El: (&wire.Element{Space: nsClient, Local: "status"}).AddText(status)}}
 	}
-	r.remove(o, x, true)
+	if len(o.more) > 0 {
+		i := o.sessionIndex(full)
+		if i == -2 {
+			return
+		}
+		gone := *o
+		gone.pres = pres
+		r.svc.r.DeliverFull(full, presHead, wire.AppendAttrEscaped(nil, full), r.presTail(&gone, true, full, true, nil))
+		o.dropSession(full)
+		delete(r.byReal, full)
+		r.svc.track(full, r, "")
+		if i == -1 {
+			r.presenceChanged(o)
+		}
+		return
+	}
+	o.pres = pres
+	r.remove(o, nil, true)
 }
 
 // remove takes o out with an unavailable presence to everyone and handles
@@ -336,9 +431,15 @@ func (r *room) remove(o *occupant, x *presExtra, checkEmpty bool) {
 }
 
 // changeNick handles §7.6: unavailable with 303 under the old nick, then
-// available under the new one.
+// available under the new one. A nick change by one session of a
+// multi-session occupant renames the occupant, so all its sessions follow
+// (each gets the 303 and the new self-presence): the occupant is one
+// participant for the others, and refusing would leave the user's clients
+// unable to rename at all. A nick held by another occupant, even one of the
+// same user joined from another resource under that nick, is a conflict
+// (§7.6.3): merging two occupants is not worth its complexity.
 func (r *room) changeNick(el *wire.Element, o *occupant, nick string) {
-	if r.byNick[nick] != nil {
+	if r.byNick[nick] != nil || r.reservedBy(nick) != "" && r.reservedBy(nick) != o.bare {
 		r.svc.bounceJoin(el, "conflict") // §7.6.3
 		return
 	}
@@ -347,9 +448,15 @@ func (r *room) changeNick(el *wire.Element, o *occupant, nick string) {
 	o.nick = nick
 	r.byNick[nick] = o
 	r.svc.track(o.real, r, nick)
+	for i := range o.more {
+		r.svc.track(o.more[i].real, r, nick)
+	}
+	if i := o.sessionIndex(el.Attr("from")); i >= 0 {
+		o.promote(i)
+	}
 	o.pres = mucPayload(el)
 	o.tailAnon, o.tailJID = nil, nil
-	r.broadcastJoin(o, nil)
+	r.broadcastJoin(o, nil, "")
 }
 
 // sendHistory sends the discussion history the joiner asked for

@@ -54,20 +54,77 @@ func parseRole(s string) (Role, bool) {
 	return RoleNone, false
 }
 
-// occupant is one nick in a room, held by one session.
+// occupant is one nick in a room, held by one or more sessions of the same
+// user (multi-session nick, XEP-0045 §7.2.9 "the service SHOULD allow entry
+// ... one for each resource"). real, to and pres belong to the primary
+// session: the one that sent available presence most recently. Its
+// presence is the occupant's, IQs to the occupant go to it, and
+// non-anonymous rooms show its full JID. more holds the other sessions, so
+// an occupant with one session (nearly all) costs nothing extra.
 type occupant struct {
 	nick string
-	real string // the session's full JID
+	real string // the primary session's full JID
 	bare string
 	to   []byte // real, attribute-escaped: spliced into every stanza it gets
 	aff  Affiliation
 	role Role
 	pres []wire.Node // its presence payload (show, status, caps), without MUC elements
+	more []session   // the other sessions, least recently active first
 	// The tails of its current available presence, as the others see it
 	// (without and with its real JID), kept so a joiner gets the room's
 	// presences without serializing them again.
 	tailAnon, tailJID []byte
 	idx               int // position in room.list
+}
+
+// session is a non-primary session of a multi-session occupant.
+type session struct {
+	real string
+	to   []byte
+	pres []wire.Node
+}
+
+// sessionIndex returns the index of full in o.more, -1 for the primary,
+// -2 when full is not one of o's sessions.
+func (o *occupant) sessionIndex(full string) int {
+	if o.real == full {
+		return -1
+	}
+	for i := range o.more {
+		if o.more[i].real == full {
+			return i
+		}
+	}
+	return -2
+}
+
+// promote makes o.more[i] the primary session; the old primary becomes the
+// most recently active of the others.
+func (o *occupant) promote(i int) {
+	s := o.more[i]
+	copy(o.more[i:], o.more[i+1:])
+	o.more[len(o.more)-1] = session{real: o.real, to: o.to, pres: o.pres}
+	o.real, o.to, o.pres = s.real, s.to, s.pres
+}
+
+// dropSession removes the session full (not the only one) from o; when it
+// was the primary, the most recently active other session takes over.
+func (o *occupant) dropSession(full string) {
+	i := o.sessionIndex(full)
+	switch {
+	case i == -1:
+		s := o.more[len(o.more)-1]
+		o.real, o.to, o.pres = s.real, s.to, s.pres
+	case i < 0:
+		return
+	default:
+		copy(o.more[i:], o.more[i+1:])
+	}
+	o.more[len(o.more)-1] = session{}
+	o.more = o.more[:len(o.more)-1]
+	if len(o.more) == 0 {
+		o.more = nil
+	}
 }
 
 // room is one room. All fields are guarded by mu; mu is held while the
@@ -88,6 +145,7 @@ type room struct {
 
 	subject, subjectFrom string // subjectFrom: occupant JID, or the room JID
 	hist                 history
+	nicks                map[string]string // reserved nick -> bare JID; nil: not computed
 }
 
 func newRoom(s *Service, jid string) *room {
@@ -121,6 +179,10 @@ func (r *room) add(o *occupant) {
 	r.byNick[o.nick] = o
 	r.byReal[o.real] = o
 	r.svc.track(o.real, r, o.nick)
+	for i := range o.more {
+		r.byReal[o.more[i].real] = o
+		r.svc.track(o.more[i].real, r, o.nick)
+	}
 }
 
 func (r *room) drop(o *occupant) {
@@ -132,6 +194,10 @@ func (r *room) drop(o *occupant) {
 	delete(r.byNick, o.nick)
 	delete(r.byReal, o.real)
 	r.svc.track(o.real, r, "")
+	for i := range o.more {
+		delete(r.byReal, o.more[i].real)
+		r.svc.track(o.more[i].real, r, "")
+	}
 }
 
 // empty handles the last occupant leaving: a temporary room is destroyed
