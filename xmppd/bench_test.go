@@ -22,8 +22,12 @@ const typicalMessage = `<message to='bob@example.com/b' type='chat' id='m1'><bod
 // pipelines b.N messages to bob's full JID, bob counts them. The clients
 // write prebuilt bytes and read into a fixed buffer, so the allocations
 // reported are the server's (plus a few per run, not per message).
-func BenchmarkRouteMessage(b *testing.B) {
-	ts := newTestServer(b, func(s *Server) { s.OutQueueBytes = 1 << 30 })
+func BenchmarkRouteMessage(b *testing.B) { benchRouteMessage(b) }
+
+// benchRouteMessage is BenchmarkRouteMessage on a server with opts (the
+// archive benchmark in archive_test.go).
+func benchRouteMessage(b *testing.B, opts ...func(*Server)) {
+	ts := newTestServer(b, append([]func(*Server){func(s *Server) { s.OutQueueBytes = 1 << 30 }}, opts...)...)
 	alice := ts.login(b, "alice", "a")
 	bob := ts.login(b, "bob", "b")
 	bob.drain()

@@ -92,6 +92,7 @@ type conn struct {
 	hold        bool        // guarded by wmu: queue through csiHold (inactive or parked)
 	noResume    bool        // guarded by wmu: the stream ended on purpose (closing tag, stream error)
 	carbons     atomic.Bool // XEP-0280 enabled
+	pep         pepSession  // guarded by pmu: caps filter of PEP notifications (capsresolve.go)
 	offlineSent uint64      // highest offline Seq queued under SM (reader goroutine)
 	// resumedInto is set when a XEP-0198 resumption moved this connection
 	// into an earlier session; the reader then serves that session.

@@ -21,6 +21,7 @@ type featureState struct {
 	// capsNode is "<node>#<ver>", which the domain's disco#info answers like
 	// a query without node (XEP-0115 §6.2).
 	capsNode string
+	caps     capsCache // clients' XEP-0115 caps for PEP notifications (capsresolve.go)
 }
 
 // Defaults of the feature limits on Server.
@@ -59,6 +60,7 @@ func (s *Server) registerFeatures() {
 	s.serverFeatures = append(s.serverFeatures, nsBlocking, nsLast, nsVCard)
 	s.accountFeatures = append(s.accountFeatures, nsVCard)
 
+	s.registerPEP()
 	s.registerCaps()
 }
 

@@ -193,6 +193,7 @@ func discoInfoAccount(c *conn, el, q *wire.Element) {
 	}
 	r, rq := queryResult(el, nsDiscoInfo)
 	rq.Add(elem(nsDiscoInfo, "identity", "category", "account", "type", "registered"))
+	rq.Add(elem(nsDiscoInfo, "identity", "category", "pubsub", "type", "pep")) // XEP-0163 §6
 	feats := append([]string(nil), c.srv.accountFeatures...)
 	sort.Strings(feats)
 	for _, f := range feats {
@@ -263,6 +264,7 @@ func (c *conn) sendServerPing() {
 
 func (c *conn) pingAnswered(el *wire.Element) {
 	c.pingOut.Store(false)
+	c.capsAnswered(el)
 }
 
 // elem builds an element; the namespace is written only where it differs

@@ -47,10 +47,15 @@ func (c *conn) handleMessage(el *wire.Element) {
 		c.bounce(el, a.bare, errServiceUnavailable)
 		return
 	}
+	var aw archiveWrite
+	s.prepareArchive(c, el, &a, &aw) // XEP-0313 archive point; XEP-0359 stanza-ids
 	c.sentCarbons(el, a.user)
+	aw.forRecipient(el)
 	b := el.AppendXML(make([]byte, 0, 512), nsClient)
+	aw.setStanza(b)
 	if a.kind == addrLocalFull {
 		if target != nil && deliver(target, b) {
+			s.commitArchive(&aw)
 			s.receivedCarbons(a.user, c.user, el, s.router.sessionsOf(a.user), target, 0)
 			return
 		}
@@ -63,13 +68,20 @@ func (c *conn) handleMessage(el *wire.Element) {
 			return
 		}
 	}
-	s.deliverToBare(a.user, el, b, c)
+	s.deliverToBareArchived(a.user, el, b, c, &aw)
 }
 
 // deliverToBare implements §8.5.2.1.1: chat and normal messages go to the
 // available resources with the highest non-negative priority; with none, to
 // offline storage. Headlines go to all non-negative resources or nowhere.
 func (s *Server) deliverToBare(user string, el *wire.Element, b []byte, from *conn) {
+	s.deliverToBareArchived(user, el, b, from, nil)
+}
+
+// deliverToBareArchived is deliverToBare that also writes the message's
+// archive records (aw may be nil) once the message is accepted: queued to
+// the archive writer when delivered, with the offline copy when stored.
+func (s *Server) deliverToBareArchived(user string, el *wire.Element, b []byte, from *conn, aw *archiveWrite) {
 	typ := el.Attr("type")
 	if typ == "groupchat" {
 		if from != nil {
@@ -97,6 +109,7 @@ func (s *Server) deliverToBare(user string, el *wire.Element, b []byte, from *co
 			}
 		}
 		if n > 0 {
+			s.commitArchive(aw)
 			fromUser := ""
 			if from != nil {
 				fromUser = from.user
@@ -111,9 +124,16 @@ func (s *Server) deliverToBare(user string, el *wire.Element, b []byte, from *co
 		return
 	}
 	if !storable(el) {
+		s.commitArchive(aw) // compliance archives what the sender asked not to store
 		return
 	}
-	if err := s.storeOffline(user, el); err != nil {
+	var err error
+	if aw != nil && aw.n > 0 {
+		err = s.storeOfflineArchived(user, el, aw)
+	} else {
+		err = s.storeOffline(user, el)
+	}
+	if err != nil {
 		if from != nil {
 			if errors.Is(err, store.ErrOfflineFull) {
 				from.bounce(el, el.Attr("to"), errServiceUnavailable.withText("the recipient's offline storage is full"))

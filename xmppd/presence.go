@@ -32,6 +32,9 @@ func (c *conn) handlePresence(el *wire.Element) {
 	if c.blockedStanza(el, a) {
 		return
 	}
+	if typ == "" {
+		c.srv.injectAvatarHash(el, c.user) // XEP-0398 §4: MUC joins too
+	}
 	switch a.kind {
 	case addrRemote:
 		if h := c.srv.components[a.domain]; h != nil {
@@ -185,9 +188,7 @@ func parsePriority(el *wire.Element) int {
 func (c *conn) goAvailable(el *wire.Element) {
 	s := c.srv
 	el.RemoveAttr("to")
-	if p, ok := s.Directory.Person(c.user); ok && p.PhotoHash != "" {
-		setAvatarHash(el, p.PhotoHash)
-	}
+	s.injectAvatarHash(el, c.user)
 	b := el.AppendXML(make([]byte, 0, 256), nsClient)
 	prio := parsePriority(el)
 	c.pmu.Lock()
@@ -197,6 +198,8 @@ func (c *conn) goAvailable(el *wire.Element) {
 	c.priority = prio
 	c.presence = b
 	c.pmu.Unlock()
+	// Caps and PEP last items after the presence went out (XEP-0163 §4.3.3).
+	defer c.pepCapsPresence(el, initial)
 
 	entries, _, err := s.roster(c.user)
 	if err != nil {

@@ -114,6 +114,11 @@ type Server struct {
 	MaxVCardBytes   int // one stored vCard (XEP-0054); default 131072
 	MaxPrivateBytes int // one private XML document (XEP-0049); default 65536
 	MaxBlockedJIDs  int // block list entries per user (XEP-0191); default 1000
+	MaxPEPNodes     int // PEP nodes per user (XEP-0163); default 100
+	MaxPEPItems     int // items per PEP node, what pubsub#max_items "max" means; default 1000
+
+	// Archive is the message archive (XEP-0313, archive.go).
+	Archive ArchiveSettings
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -142,9 +147,12 @@ type Server struct {
 	nonzas          map[string]func(c *conn, el *wire.Element) bool
 	components      map[string]Component
 	feat            featureState // state of the feature files (features.go)
+	arch            archiveState // caches of the message archive (archive.go)
+	avatars         avatarState  // avatar hashes and directory photo metadata (avatar.go)
 
 	adminMu sync.Mutex
 	admin   map[string]AdminFunc
+	adminSt map[string]AdminStreamFunc // admin.go: streaming commands
 
 	fakeOnce sync.Once
 	fakeKey  []byte
@@ -214,6 +222,7 @@ func (s *Server) init() {
 		s.registerSM()
 		s.registerCSI()
 		s.registerCarbons()
+		s.registerMAM()
 		s.registerFeatures()
 		s.ipLimits.init()
 		s.started = time.Now()

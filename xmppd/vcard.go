@@ -2,6 +2,7 @@ package xmppd
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -99,6 +100,39 @@ func (c *conn) sendVCard(el *wire.Element, user string, own bool) {
 	c.sendElement(r.Add(mergeVCard(dir, st)))
 }
 
+// VCard returns the vCard of the account bareJID as other users get it
+// (directory fields merged), nil when it has none or there is no such
+// account. Components answer with it for a user they stand for: a MUC
+// room answers a vCard request to an occupant JID (XEP-0054 vCards live at
+// the bare JID, and IQs from a component to a bare JID are not delivered).
+func (s *Server) VCard(bareJID string) (*wire.Element, error) {
+	a, _, ok := s.resolve(bareJID)
+	if !ok || a.kind == addrRemote || a.kind == addrServer {
+		return nil, nil
+	}
+	if _, exists := s.Directory.Person(a.user); !exists {
+		return nil, nil
+	}
+	stored, err := s.Store.VCard(a.user)
+	if err != nil {
+		return nil, fmt.Errorf("xmppd: vCard of %s: %w", a.user, err)
+	}
+	var st *wire.Element
+	if stored != nil {
+		if st, err = parseElement(stored); err != nil {
+			return nil, fmt.Errorf("xmppd: stored vCard of %s: %w", a.user, err)
+		}
+	}
+	var dir *wire.Element
+	if s.VCardFields != nil {
+		dir = s.VCardFields(a.user)
+	}
+	if n, _ := countFields(dir); n == 0 {
+		return st, nil
+	}
+	return mergeVCard(dir, st), nil
+}
+
 // setVCard replaces the user's vCard (§3.2). Directory fields may be
 // repeated unchanged (clients send back what they got) or left out; a
 // changed one is not-allowed.
@@ -145,6 +179,7 @@ func (c *conn) setVCard(el, v *wire.Element) {
 		return
 	}
 	c.sendElement(iqResult(el))
+	s.vcardStored(c.user, v) // XEP-0398 §3.2, avatar.go
 }
 
 // countFields returns the number of field elements of a directory vCard
