@@ -364,6 +364,11 @@ EOF
 		for ((i = 1; i <= USERS; i++)); do
 			printf '\n[[directory.user]]\nname = "user%d"\npassword = "secret"\n' "$i"
 		done
+		# XMPPD_ARCHIVE=1: the message archive on (issue 6: its write must
+		# cost under 20 % of 1:1 throughput).
+		if [ "${XMPPD_ARCHIVE:-0}" = 1 ]; then
+			printf '\n[archive]\nenabled = true\ndefault_retention = "forever"\n'
+		fi
 	} >"$XD/xmppd.toml"
 	nice -n "$NICE" taskset -c "$SERVER_CPU" "$XMPPD_BIN" serve -config "$XD/xmppd.toml" >>"$XD/xmppd.log" 2>&1 &
 	SERVER_PID=$!

@@ -414,3 +414,113 @@ func TestMUCPersistence(t *testing.T) {
 		t.Errorf("join after destroy: %+v, want a new room (201)", self)
 	}
 }
+
+// TestMUCMultiSession: one user joins under one nick from two resources
+// (XEP-0045 §7.2.9): no conflict for the same user, conflict for another;
+// messages and private messages reach both sessions; IQs go to the most
+// recently active one; one session leaving is seen by that session only;
+// a kick removes both.
+func TestMUCMultiSession(t *testing.T) {
+	cs := startCore(t, "")
+	alice := mucLogin(t, cs, "alice", "e2e")
+	bob := mucLogin(t, cs, "Bob", "desk")
+	bobPhone := mucLogin(t, cs, "Bob", "phone")
+	dave := mucLogin(t, cs, "dave", "e2e")
+
+	mucJoin(t, alice, "Alice", nil)
+	configure(t, alice, map[string]any{"muc#roomconfig_whois": "anyone"})
+	mucJoin(t, bob, "Bob", nil)
+	alice.Expect(t, mucPresence(mucRoom+"/Bob", ""), mucWait)
+	got := mucJoin(t, bobPhone, "Bob", nil)
+	if self := occupantsSelf(t, got); !self.has("110", "100") || self.JID != bobPhone.JID {
+		t.Errorf("second session's self-presence %+v, want 110 100 and its own JID %s", self, bobPhone.JID)
+	}
+	if occ, _ := got["occupants"].([]any); len(occ) != 1 || Event(occ[0].(map[string]any)).Str("nick") != "Alice" {
+		t.Errorf("second session's occupants %v, want Alice only", got["occupants"])
+	}
+	// For the others Bob is still one occupant, now with the phone's presence.
+	ev := alice.Expect(t, mucPresence(mucRoom+"/Bob", ""), mucWait)
+	if mi := parseMUC(ev.Str("xml")); mi.JID != bobPhone.JID {
+		t.Errorf("alice sees Bob as %+v, want the most recent session %s", mi, bobPhone.JID)
+	}
+	if cond := mucJoinError(t, dave, "Bob", nil); cond != "conflict" {
+		t.Errorf("another user taking Bob: %s, want conflict", cond)
+	}
+
+	// In-room and private messages reach both sessions.
+	alice.MustDo(t, map[string]any{"cmd": "muc_send", "room": mucRoom, "body": "to all"})
+	alice.MustDo(t, map[string]any{"cmd": "send", "to": mucRoom + "/Bob", "body": "to bob", "type": "chat"})
+	for _, s := range []*Slix{bob, bobPhone} {
+		s.Expect(t, Is("message", "from", mucRoom+"/Alice", "type", "groupchat", "body", "to all"), mucWait)
+		s.Expect(t, Is("message", "from", mucRoom+"/Alice", "type", "chat", "body", "to bob"), mucWait)
+	}
+	// Either session speaks as Bob.
+	bob.MustDo(t, map[string]any{"cmd": "muc_send", "room": mucRoom, "body": "from the desk"})
+	alice.Expect(t, Is("message", "from", mucRoom+"/Bob", "body", "from the desk"), mucWait)
+	bobPhone.Expect(t, Is("message", "from", mucRoom+"/Bob", "body", "from the desk"), mucWait)
+
+	// An IQ to room/Bob goes to one session: the most recently active.
+	alice.MustDo(t, map[string]any{"cmd": "ping", "jid": mucRoom + "/Bob"})
+	bobPhone.Expect(t, Is("iq", "type", "get", "from", mucRoom+"/Alice"), mucWait)
+	bob.Never(t, Is("iq", "type", "get", "from", mucRoom+"/Alice"), time.Second)
+	bob.MustDo(t, map[string]any{"cmd": "send_raw", "xml": "<presence to='" + mucRoom + "/Bob'><show>away</show></presence>"})
+	alice.Expect(t, func(e Event) bool { return mucPresence(mucRoom+"/Bob", "")(e) && e.Str("show") == "away" }, mucWait)
+	alice.MustDo(t, map[string]any{"cmd": "ping", "jid": mucRoom + "/Bob"})
+	bob.Expect(t, Is("iq", "type", "get", "from", mucRoom+"/Alice"), mucWait)
+	bobPhone.Never(t, Is("iq", "type", "get", "from", mucRoom+"/Alice"), time.Second)
+
+	// The phone leaves: only it hears so; Bob stays in the room.
+	bobPhone.MustDo(t, map[string]any{"cmd": "muc_leave", "room": mucRoom, "nick": "Bob"})
+	bobPhone.Expect(t, mucPresence(mucRoom+"/Bob", "unavailable", "110"), mucWait)
+	alice.Never(t, mucPresence(mucRoom+"/Bob", "unavailable"), time.Second)
+	alice.MustDo(t, map[string]any{"cmd": "muc_send", "room": mucRoom, "body": "still there?"})
+	bob.Expect(t, Is("message", "from", mucRoom+"/Alice", "body", "still there?"), mucWait)
+	bobPhone.Never(t, Is("message", "body", "still there?"), time.Second)
+
+	// Back with both sessions; a kick removes both.
+	mucJoin(t, bobPhone, "Bob", nil)
+	alice.MustDo(t, map[string]any{"cmd": "muc_role", "room": mucRoom, "nick": "Bob", "role": "none", "reason": "bye"})
+	for _, s := range []*Slix{bob, bobPhone} {
+		s.Expect(t, mucPresence(mucRoom+"/Bob", "unavailable", "307", "110"), mucWait)
+	}
+	alice.Expect(t, mucPresence(mucRoom+"/Bob", "unavailable", "307"), mucWait)
+}
+
+// TestMUCOccupantIQ: IQs between occupants through the room in a
+// semi-anonymous room (XEP-0045 business rules, IQ, rule 3): a ping to room/Bob
+// is answered by Bob's client, a vCard request by the server for Bob's
+// account (XEP-0054 vCards live at the bare JID), and the requester gets
+// each answer from room/Bob without learning Bob's real JID (slixmpp
+// accepts an answer only from the JID it asked). Bob sees the request
+// from room/Alice, not from Alice's real JID.
+func TestMUCOccupantIQ(t *testing.T) {
+	cs := startCore(t, "")
+	alice := mucLogin(t, cs, "alice", "e2e")
+	bob := mucLogin(t, cs, "Bob", "e2e")
+	bob.MustDo(t, map[string]any{"cmd": "vcard_set", "fields": map[string]any{"FN": "Bob Brenner", "NICKNAME": "bobby"}})
+
+	mucJoin(t, alice, "Alice", nil)
+	configure(t, alice, nil)
+	mucJoin(t, bob, "Bob", nil)
+
+	alice.MustDo(t, map[string]any{"cmd": "ping", "jid": mucRoom + "/Bob"})
+	ev := bob.Expect(t, Is("iq", "type", "get", "from", mucRoom+"/Alice"), mucWait)
+	if strings.Contains(ev.Str("xml"), alice.JID) {
+		t.Errorf("forwarded ping reveals alice's JID: %s", ev.Str("xml"))
+	}
+	// Bob asks back.
+	bob.MustDo(t, map[string]any{"cmd": "ping", "jid": mucRoom + "/Alice"})
+	alice.Expect(t, Is("iq", "type", "get", "from", mucRoom+"/Bob"), mucWait)
+
+	v := alice.MustDo(t, map[string]any{"cmd": "vcard_get", "jid": mucRoom + "/Bob"})
+	if f := v.Map("fields"); f.Str("FN") != "Bob Brenner" || f.Str("NICKNAME") != "bobby" {
+		t.Errorf("vCard through the room: %v", v)
+	}
+	if strings.Contains(v.Str("xml"), "bob@"+domain) {
+		t.Errorf("vCard answer reveals bob's JID: %s", v.Str("xml"))
+	}
+	// An unknown nick: item-not-found from the room.
+	if _, err := alice.Do(map[string]any{"cmd": "ping", "jid": mucRoom + "/Nobody"}); err == nil || !strings.Contains(err.Error(), "item-not-found") {
+		t.Errorf("ping to an unknown nick: %v, want item-not-found", err)
+	}
+}

@@ -86,6 +86,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "archive-fill" {
+		os.Exit(archiveFill(os.Args[2:], os.Stdout, os.Stderr)) // archivefill.go
+	}
 	o, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

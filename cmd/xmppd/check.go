@@ -48,7 +48,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		users = "LDAP directory"
 	default:
-		dir, err := staticdir.New(staticUsers(cfg))
+		dir, err := staticdir.New(staticUsers(cfg), rosterRules(cfg)...)
 		if err != nil {
 			return fail(fmt.Errorf("%s: directory: %w", *path, err))
 		}

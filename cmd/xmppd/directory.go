@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"log/slog"
 
+	"github.com/ownchat/ownchat/conf"
+	"github.com/ownchat/ownchat/sharedroster"
 	"github.com/ownchat/ownchat/staticdir"
 	"github.com/ownchat/ownchat/xmppd"
 )
@@ -27,4 +30,44 @@ func (s staticDirectory) Colleagues(username string) []xmppd.Person {
 		out[i] = xmppd.Person{Username: p.Username, DisplayName: p.DisplayName, Groups: p.Groups}
 	}
 	return out
+}
+
+// Search serves XEP-0055: the static directory has names and groups only
+// (a group matches the "department" field).
+func (s staticDirectory) Search(q map[string]string, max int) []xmppd.PersonCard {
+	ps := s.d.Search(q, max)
+	out := make([]xmppd.PersonCard, len(ps))
+	for i, p := range ps {
+		var dept string
+		if len(p.Groups) > 0 {
+			dept = p.Groups[0]
+			for _, g := range p.Groups[1:] {
+				dept += ", " + g
+			}
+		}
+		out[i] = xmppd.PersonCard{Username: p.Username, DisplayName: p.DisplayName, Department: dept}
+	}
+	return out
+}
+
+// rosterRules maps [[directory.roster_rule]] for both backends.
+func rosterRules(cfg *conf.Config) []sharedroster.Rule { return rosterRulesOf(cfg.Directory) }
+
+func rosterRulesOf(d conf.Directory) []sharedroster.Rule {
+	out := make([]sharedroster.Rule, len(d.RosterRules))
+	for i, r := range d.RosterRules {
+		out[i] = sharedroster.Rule{Group: r.Group, Sees: r.Sees}
+	}
+	return out
+}
+
+// enableSearch serves the directory search (XEP-0055) at
+// directory.<domain> when [directory] search_fields lists any field.
+func enableSearch(cfg *conf.Config, srv *xmppd.Server, log *slog.Logger) {
+	ds, ok := srv.Directory.(xmppd.DirectorySearcher)
+	if !ok || len(cfg.Directory.SearchFields) == 0 {
+		return
+	}
+	srv.EnableSearch(ds, cfg.Directory.SearchFields)
+	log.Info("directory search", "service", xmppd.SearchSubdomain+"."+cfg.Domain, "fields", cfg.Directory.SearchFields)
 }

@@ -27,6 +27,7 @@ func ldapConfig(d conf.Directory) (ldapsync.Config, error) {
 		RosterGroups: d.RosterGroups, SyncInterval: d.SyncInterval, FullSyncInterval: d.FullSyncInterval,
 		DialTimeout: d.DialTimeout, RequestTimeout: d.RequestTimeout, PageSize: d.PageSize,
 		MaxPhotoBytes: d.MaxPhotoBytes, MaxRemovedFraction: d.MaxRemovedFraction,
+		RosterRules: rosterRulesOf(d),
 	}
 	if d.Preset != "" {
 		if err := c.ApplyPreset(d.Preset); err != nil {
@@ -53,6 +54,16 @@ func (l ldapDirectory) Colleagues(username string) []xmppd.Person {
 	out := make([]xmppd.Person, len(cs))
 	for i, p := range cs {
 		out[i] = xmppd.Person{Username: p.Username, DisplayName: p.DisplayName, Groups: p.Groups}
+	}
+	return out
+}
+
+// Search serves XEP-0055 from the directory snapshot.
+func (l ldapDirectory) Search(q map[string]string, max int) []xmppd.PersonCard {
+	ps := l.d.Search(q, max)
+	out := make([]xmppd.PersonCard, len(ps))
+	for i, p := range ps {
+		out[i] = xmppd.PersonCard{Username: p.Username, DisplayName: p.DisplayName, Mail: p.Mail, Department: p.Department, Title: p.Title}
 	}
 	return out
 }
@@ -92,6 +103,7 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 	go d.Run(ctx, func(diff ldapsync.Diff) {
 		log.Info("directory sync", "changes", diff.Summary)
 		srv.DirectoryChanged(directoryChange(diff))
+		mucDirectorySynced() // rooms bound to groups follow them
 		srv.SetReady(d.Ready())
 	})
 	srv.HandleAdmin("sync", func(args []string) (string, error) {
@@ -108,7 +120,7 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 }
 
 func directoryChange(diff ldapsync.Diff) xmppd.DirectoryChange {
-	ch := xmppd.DirectoryChange{RosterChanged: diff.RosterChanged, Regrouped: diff.Regrouped}
+	ch := xmppd.DirectoryChange{RosterChanged: diff.RosterChanged, Regrouped: diff.Regrouped, PhotoChanged: diff.PhotoChanged}
 	ch.Gone = append(ch.Gone, diff.Removed...)
 	ch.Gone = append(ch.Gone, diff.Disabled...)
 	ch.Contacts = append(ch.Contacts, diff.Added...)
@@ -117,6 +129,7 @@ func directoryChange(diff ldapsync.Diff) xmppd.DirectoryChange {
 	ch.Contacts = append(ch.Contacts, diff.Changed...)
 	ch.Contacts = append(ch.Contacts, diff.Regrouped...)
 	for _, r := range diff.Renamed {
+		ch.Renamed = append(ch.Renamed, xmppd.UserRename{From: r.From, To: r.To})
 		ch.Gone = append(ch.Gone, r.From)
 		ch.Contacts = append(ch.Contacts, r.From, r.To)
 	}

@@ -83,7 +83,7 @@ func build(cfg *conf.Config, log *slog.Logger) (*parts, error) {
 		scram xmppd.SCRAMSource
 	)
 	if cfg.Directory.Backend == "static" {
-		sd, err := staticdir.New(staticUsers(cfg))
+		sd, err := staticdir.New(staticUsers(cfg), rosterRules(cfg)...)
 		if err != nil {
 			st.Close()
 			return nil, err
@@ -125,6 +125,7 @@ func build(cfg *conf.Config, log *slog.Logger) (*parts, error) {
 		ResumeTimeout:      l.ResumeTimeout, // XEP-0198
 		ReadyAfterStart:    cfg.Directory.Backend == "static",
 	}
+	srv.Archive = archiveSettings(cfg) // XEP-0313, archive.go
 	return &parts{store: st, cert: cert, srv: srv}, nil
 }
 
@@ -146,11 +147,20 @@ func serve(cfg *conf.Config, path string, level *slog.LevelVar, log *slog.Logger
 		defer d.Close()
 		gauges = ldapGauges(d)
 	}
+	enableSearch(cfg, srv, log)
+	if err := startRetention(ctx, cfg, p, log); err != nil {
+		return err
+	}
 	rooms, err := setupMUC(cfg, srv, p.store, log)
 	if err != nil {
 		return err
 	}
 
+	// Signals are ours before the first listener answers: a SIGTERM right
+	// after /healthz said ok must still stop the server cleanly.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	errc := make(chan error, 4)
 	// Occupants hear that the room service stops (status 332) before their
 	// streams end.
@@ -185,6 +195,7 @@ func serve(cfg *conf.Config, path string, level *slog.LevelVar, log *slog.Logger
 		}
 		closers = append(closers, func() { hs.Close() })
 	}
+	registerStoreCmds(srv, func() storeEnv { return onlineStoreEnv(cfg, p, log) })
 	al, err := listenAdmin(cfg.Listen.AdminSocket)
 	if err != nil {
 		return err
@@ -193,9 +204,6 @@ func serve(cfg *conf.Config, path string, level *slog.LevelVar, log *slog.Logger
 	go srv.ServeAdmin(al)
 	log.Info("xmppd started", "version", version, "domain", cfg.Domain, "data_dir", cfg.DataDir, "users", len(cfg.Directory.Users))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-errc:
@@ -228,6 +236,7 @@ func reload(path string, p *parts, level *slog.LevelVar, log *slog.Logger) {
 	}
 	level.Set(cfg.LogLevel)
 	log.Info("SIGHUP: log level set", "level", cfg.LogLevel.String())
+	reloadRetention(cfg, p, log)
 }
 
 // shutdown tells the room service first (closers[0]), stops the server,

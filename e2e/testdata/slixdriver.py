@@ -1091,6 +1091,182 @@ COMMANDS.update({
 })
 
 
+SEARCH_NS = "jabber:iq:search"
+XDATA_NS = "jabber:x:data"
+
+
+async def cmd_search(d, cmd):
+    """XEP-0055 with data forms, as a client's search dialog does it: get
+    the form, fill in cmd["fields"] (var -> text), submit. Returns the form's
+    field vars and instructions, and the result's reported vars and items
+    (var -> value). With no "fields", only the form is fetched."""
+    jid = need(cmd, "jid")
+    reply = await d.iq("get", jid, ET.Element(q(SEARCH_NS, "query")))
+    form = reply.xml.find(q(SEARCH_NS, "query") + "/" + q(XDATA_NS, "x"))
+    if form is None:
+        raise DriverError("bad-reply", "no data form in the search form reply")
+    out = {"form_fields": [f.get("var") for f in form.findall(q(XDATA_NS, "field"))],
+           "instructions": (form.findtext(q(XDATA_NS, "instructions")) or ""),
+           "form_xml": str(reply)}
+    fields = cmd.get("fields")
+    if not fields:
+        return out
+    query = ET.Element(q(SEARCH_NS, "query"))
+    x = ET.SubElement(query, q(XDATA_NS, "x"), {"type": "submit"})
+    ft = ET.SubElement(x, q(XDATA_NS, "field"), {"var": "FORM_TYPE", "type": "hidden"})
+    ET.SubElement(ft, q(XDATA_NS, "value")).text = SEARCH_NS
+    for var, val in fields.items():
+        f = ET.SubElement(x, q(XDATA_NS, "field"), {"var": var})
+        ET.SubElement(f, q(XDATA_NS, "value")).text = val
+    res = await d.iq("set", jid, query)
+    rx = res.xml.find(q(SEARCH_NS, "query") + "/" + q(XDATA_NS, "x"))
+    if rx is None:
+        raise DriverError("bad-reply", "no data form in the search result")
+    reported = [f.get("var") for f in rx.findall(q(XDATA_NS, "reported") + "/" + q(XDATA_NS, "field"))]
+    items = []
+    for it in rx.findall(q(XDATA_NS, "item")):
+        items.append({f.get("var"): (f.findtext(q(XDATA_NS, "value")) or "")
+                      for f in it.findall(q(XDATA_NS, "field"))})
+    out.update({"type": rx.get("type"), "title": rx.findtext(q(XDATA_NS, "title")) or "",
+                "reported": reported, "items": items, "xml": str(res)})
+    return out
+
+
+COMMANDS.update({
+    "search": cmd_search,
+})
+
+
+# --- PEP: XEP-0163 with slixmpp's xep_0060, xep_0163, xep_0115 -------------
+#   pep_interest  nodes          (NODE+notify in disco#info and caps; send a
+#                                 presence afterwards so the server sees them)
+#   pep_publish   node, xml, [item_id], [options {var: value}] -> {id, xml}
+#   pep_items     jid, node, [max_items], [ids] -> {items [{id, xml}], xml}
+#   pep_retract   node, item_id, [notify]
+# Notifications arrive as message events; their xml holds the <event/>.
+
+PUBSUB_NS = "http://jabber.org/protocol/pubsub"
+
+
+async def cmd_pep_interest(d, cmd):
+    caps = feature_plugin(d, "xep_0115")
+    pep = feature_plugin(d, "xep_0163")
+    for node in need(cmd, "nodes"):
+        pep.add_interest(node)
+    # add_interest schedules the caps update; wait for it so that the next
+    # presence carries the new ver.
+    await caps.update_caps(broadcast=False)
+    return None
+
+
+async def cmd_pep_publish(d, cmd):
+    node = need(cmd, "node")
+    els = parse_fragment(need(cmd, "xml"))
+    if len(els) != 1:
+        raise DriverError("bad-request", "pep_publish needs exactly one payload element")
+    p = feature_plugin(d, "xep_0060")
+    options = None
+    if cmd.get("options"):
+        options = feature_plugin(d, "xep_0004").make_form(ftype="submit")
+        options.add_field(var="FORM_TYPE", ftype="hidden", value=PUBSUB_NS + "#publish-options")
+        for var, val in cmd["options"].items():
+            options.add_field(var=var, value=val)
+    reply = await plugin_iq(d, p.publish(None, node, id=cmd.get("item_id"), payload=els[0],
+                                         options=options, timeout=d.args.iq_timeout))
+    item = reply.xml.find(q(PUBSUB_NS, "pubsub") + "/" + q(PUBSUB_NS, "publish") + "/" + q(PUBSUB_NS, "item"))
+    return {"id": item.get("id") if item is not None else None, "xml": str(reply)}
+
+
+async def cmd_pep_items(d, cmd):
+    p = feature_plugin(d, "xep_0060")
+    reply = await plugin_iq(d, p.get_items(need(cmd, "jid"), need(cmd, "node"),
+                                           item_ids=cmd.get("ids"), max_items=cmd.get("max_items"),
+                                           timeout=d.args.iq_timeout))
+    items = []
+    got = reply.xml.find(q(PUBSUB_NS, "pubsub") + "/" + q(PUBSUB_NS, "items"))
+    for it in (got if got is not None else []):
+        payload = list(it)
+        items.append({"id": it.get("id"),
+                      "xml": slixmpp.xmlstream.tostring(payload[0]) if payload else None})
+    return {"items": items, "xml": str(reply)}
+
+
+async def cmd_pep_retract(d, cmd):
+    p = feature_plugin(d, "xep_0060")
+    await plugin_iq(d, p.retract(None, need(cmd, "node"), need(cmd, "item_id"),
+                                 notify=cmd.get("notify"), timeout=d.args.iq_timeout))
+    return None
+
+
+COMMANDS.update({
+    "pep_interest": cmd_pep_interest,
+    "pep_publish": cmd_pep_publish,
+    "pep_items": cmd_pep_items,
+    "pep_retract": cmd_pep_retract,
+})
+
+
+# --- User avatars: XEP-0084 with slixmpp's xep_0084 --------------------------
+#   avatar_metadata  jid -> {id, info [{id, type, bytes, width, height, url}], xml}
+#   avatar_data      jid, item_id -> {sha1, size}
+#   avatar_publish   data (base64), type, [width], [height] -> {id}
+#                    (data item, then metadata, as XEP-0084 §4 orders it)
+
+AVATAR_META_NS = "urn:xmpp:avatar:metadata"
+
+
+async def cmd_avatar_metadata(d, cmd):
+    feature_plugin(d, "xep_0084")  # registers the metadata stanza plugins
+    p = feature_plugin(d, "xep_0060")
+    reply = await plugin_iq(d, p.get_items(need(cmd, "jid"), AVATAR_META_NS, max_items=1,
+                                           timeout=d.args.iq_timeout))
+    item = reply.xml.find(q(PUBSUB_NS, "pubsub") + "/" + q(PUBSUB_NS, "items") + "/" + q(PUBSUB_NS, "item"))
+    if item is None:
+        return {"id": None, "info": [], "xml": str(reply)}
+    info = []
+    for i in item.iter(q(AVATAR_META_NS, "info")):
+        info.append({k: i.get(k) for k in ("id", "type", "bytes", "width", "height", "url")})
+    return {"id": item.get("id"), "info": info, "xml": str(reply)}
+
+
+async def cmd_avatar_data(d, cmd):
+    import base64
+    import hashlib
+    p = feature_plugin(d, "xep_0084")
+    reply = await plugin_iq(d, p.retrieve_avatar(need(cmd, "jid"), need(cmd, "item_id"),
+                                                 timeout=d.args.iq_timeout))
+    # Parsed here: Data.get_value of slixmpp 1.8 calls bytes() on a str.
+    el = reply.xml.find(q(PUBSUB_NS, "pubsub") + "/" + q(PUBSUB_NS, "items") + "/" + q(PUBSUB_NS, "item")
+                        + "/" + q("urn:xmpp:avatar:data", "data"))
+    if el is None:
+        raise DriverError("bad-request", "no avatar data in %s" % reply)
+    data = base64.b64decode("".join((el.text or "").split()))
+    return {"sha1": hashlib.sha1(data).hexdigest(), "size": len(data)}
+
+
+async def cmd_avatar_publish(d, cmd):
+    import base64
+    import hashlib
+    p = feature_plugin(d, "xep_0084")
+    data = base64.b64decode(need(cmd, "data"))
+    await plugin_iq(d, p.publish_avatar(data, timeout=d.args.iq_timeout))
+    aid = hashlib.sha1(data).hexdigest()
+    # Attribute values as strings: slixmpp's add_info sets them unconverted.
+    meta = {"id": aid, "type": need(cmd, "type"), "bytes": str(len(data))}
+    for k in ("width", "height"):
+        if cmd.get(k):
+            meta[k] = str(cmd[k])
+    await plugin_iq(d, p.publish_avatar_metadata([meta], timeout=d.args.iq_timeout))
+    return {"id": aid}
+
+
+COMMANDS.update({
+    "avatar_metadata": cmd_avatar_metadata,
+    "avatar_data": cmd_avatar_data,
+    "avatar_publish": cmd_avatar_publish,
+})
+
+
 def read_stdin(loop, on_line):
     """Feed stdin lines to the loop from a thread.
 
@@ -1131,6 +1307,43 @@ async def amain(args):
     await d.finished
     # Let results already computed reach stdout before the process exits.
     await asyncio.sleep(0)
+
+
+# --- XEP-0313 message archive (slixmpp xep_0313 + xep_0059) ----------------
+
+def parse_iso(value):
+    from datetime import datetime
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+async def cmd_mam_query(d, cmd):
+    """mam_query [jid] [with] [start] [end] [max=50] [reverse]: page through
+    an archive (own account without jid; a room with jid) with slixmpp's
+    iterator, max results per page, forwards or (reverse) backwards from
+    the newest. -> {messages:[{id, body, from, to, stanza_id}], pages}
+    in the order received (newest first when reverse)."""
+    p = feature_plugin(d, "xep_0313")
+    jid = cmd.get("jid")
+    with_jid = cmd.get("with")
+    out = []
+    it = p.iterate(jid=slixmpp.JID(jid) if jid else None,
+                   start=parse_iso(cmd.get("start")), end=parse_iso(cmd.get("end")),
+                   with_jid=slixmpp.JID(with_jid) if with_jid else None,
+                   reverse=bool(cmd.get("reverse", False)),
+                   rsm={"max": int(cmd.get("max", 50))})
+    async for m in it:
+        res = m["mam_result"]
+        fwd = res["forwarded"]["stanza"]
+        sid = fwd.xml.find("{urn:xmpp:sid:0}stanza-id")
+        out.append({"id": res["id"], "body": fwd["body"], "from": str(fwd["from"]),
+                    "to": str(fwd["to"]),
+                    "stanza_id": sid.get("id") if sid is not None else None})
+    return {"messages": out}
+
+
+COMMANDS.update({
+    "mam_query": cmd_mam_query,
+})
 
 
 def main():
