@@ -259,7 +259,7 @@ func TestCoreIM(t *testing.T) {
 		got := info.Strings("features")
 		slices.Sort(got)
 		want := []string{"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items",
-			"jabber:iq:last", "jabber:iq:version", "msgoffline", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "urn:xmpp:ping", "urn:xmpp:time", "vcard-temp"}
+			"jabber:iq:last", "jabber:iq:version", "msgoffline", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "urn:xmpp:ping", "urn:xmpp:sid:0", "urn:xmpp:time", "vcard-temp"}
 		if !slices.Equal(got, want) {
 			t.Errorf("disco#info features %v, want exactly %v (advertise what works)", got, want)
 		}

@@ -325,6 +325,16 @@ func TestLDAPDirectory(t *testing.T) {
 		if it := ldapItem(jm.MustDo(t, map[string]any{"cmd": "roster_get"})["items"], "erin"); it != nil {
 			t.Errorf("jmueller's roster still holds erin: %v", it)
 		}
+		// What happens to a leaver's data is on record for compliance.
+		out, errOut, code := runXmppd(t, "ctl", "-config", ls.Config, "audit", "list")
+		if code != 0 {
+			t.Fatalf("audit list: exit %d: %s", code, errOut)
+		}
+		for _, want := range []string{"directory: user removed", ldapBare("carol") + ": sessions closed", "directory: user disabled", ldapBare("erin") + ": sessions closed", "archive of"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("audit list lacks %q:\n%s", want, out)
+			}
+		}
 	})
 
 	t.Run("directory down", func(t *testing.T) {

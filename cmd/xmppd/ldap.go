@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ownchat/ownchat/conf"
 	"github.com/ownchat/ownchat/ldapsync"
+	"github.com/ownchat/ownchat/retention"
 	"github.com/ownchat/ownchat/store"
 	"github.com/ownchat/ownchat/xmppd"
 	"github.com/ownchat/ownchat/xmppd/wire"
@@ -103,6 +106,7 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 	go d.Run(ctx, func(diff ldapsync.Diff) {
 		log.Info("directory sync", "changes", diff.Summary)
 		srv.DirectoryChanged(directoryChange(diff))
+		recordLeavers(st, cfg.Domain, diff, log)
 		mucDirectorySynced() // rooms bound to groups follow them
 		srv.SetReady(d.Ready())
 	})
@@ -117,6 +121,52 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 		return "sync done: " + diff.Summary + "\n", nil
 	})
 	return d, nil
+}
+
+// recordLeavers writes, for each person the directory removed or disabled,
+// what happens to their data into the audit log: compliance officers must
+// be able to show that a leaver's archive followed its rule and was not
+// silently lost or kept.
+func recordLeavers(st *store.Store, domain string, diff ldapsync.Diff, log *slog.Logger) {
+	if len(diff.Removed)+len(diff.Disabled) == 0 {
+		return
+	}
+	groups := map[string][]string{}
+	if owners, err := st.ArchiveOwners(); err == nil {
+		for _, o := range owners {
+			groups[o.JID] = o.Groups
+		}
+	}
+	now := time.Now()
+	for _, l := range []struct {
+		users  []string
+		action string
+	}{{diff.Removed, "directory: user removed"}, {diff.Disabled, "directory: user disabled"}} {
+		for _, u := range l.users {
+			detail := leaverDetail(st, u+"@"+domain, groups)
+			if _, err := st.AppendAudit(now, "directory sync", l.action, detail); err != nil {
+				log.Error("audit of a leaver", "user", u, "err", err)
+			}
+		}
+	}
+}
+
+func leaverDetail(st *store.Store, bare string, groups map[string][]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: sessions closed, logins refused", bare)
+	if p := currentPolicy(); p != nil {
+		d := p.For(retention.Subject{JID: bare, Groups: groups[bare]})
+		n := 0
+		if page, err := st.QueryArchive(store.ArchiveQuery{Owner: bare, Max: 1, Count: true}); err == nil {
+			n = page.Count
+		}
+		fmt.Fprintf(&b, "; archive of %d messages kept under %s = %s", n, d.Rule, d.Duration)
+		if cases, err := st.HeldBy(bare); err == nil && len(cases) > 0 {
+			fmt.Fprintf(&b, " and legal hold %s", strings.Join(cases, ", "))
+		}
+	}
+	b.WriteString("; roster, vCard, offline messages and PEP kept until `xmppd ctl user erase`")
+	return b.String()
 }
 
 func directoryChange(diff ldapsync.Diff) xmppd.DirectoryChange {
