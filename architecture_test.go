@@ -18,9 +18,10 @@ var allowed = map[string][]string{
 	"xmppd/wire":   nil,
 	"store":        nil,
 	"conf":         nil,
-	"staticdir":    {"sharedroster"},
+	"staticdir":    {"sharedroster", "textmatch"},
+	"textmatch":    nil,
 	"sharedroster": nil,
-	"ldapsync":     {"store", "sharedroster"},
+	"ldapsync":     {"store", "sharedroster", "textmatch"},
 	// test support: a real slapd for ldapsync's and e2e's tests
 	"ldapsync/slapdtest": nil,
 	"muc":                {"store", "xmppd/wire", "mam"},

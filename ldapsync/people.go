@@ -1,10 +1,6 @@
 package ldapsync
 
-import (
-	"strings"
-	"unicode"
-	"unicode/utf8"
-)
+import "github.com/ownchat/ownchat/textmatch"
 
 // Search returns up to max people who may log in (in username order)
 // matching every term of q, case-insensitively, as a substring of the
@@ -37,8 +33,8 @@ func (d *Directory) Search(q map[string]string, max int) []Person {
 	var out []Person
 	for i := range sn.people {
 		p := &sn.people[i].Person
-		if name != "" && !containsFold(p.Username, name) && !containsFold(p.DisplayName, name) ||
-			!containsFold(p.Mail, mail) || !containsFold(p.Department, dept) || !containsFold(p.Title, title) {
+		if name != "" && !textmatch.ContainsFold(p.Username, name) && !textmatch.ContainsFold(p.DisplayName, name) ||
+			!textmatch.ContainsFold(p.Mail, mail) || !textmatch.ContainsFold(p.Department, dept) || !textmatch.ContainsFold(p.Title, title) {
 			continue
 		}
 		out = append(out, *p)
@@ -47,55 +43,4 @@ func (d *Directory) Search(q map[string]string, max int) []Person {
 		}
 	}
 	return out
-}
-
-// containsFold reports whether sub is in s under simple Unicode case
-// folding, without allocating: a search scans every person. An empty sub
-// is in every s.
-func containsFold(s, sub string) bool {
-	if sub == "" {
-		return true
-	}
-	for i := 0; i < len(s); {
-		if hasPrefixFold(s[i:], sub) {
-			return true
-		}
-		if s[i] < utf8.RuneSelf {
-			i++
-			continue
-		}
-		_, n := utf8.DecodeRuneInString(s[i:])
-		i += n
-	}
-	return false
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	for prefix != "" {
-		if s == "" {
-			return false
-		}
-		if c1, c2 := s[0], prefix[0]; c1 < utf8.RuneSelf && c2 < utf8.RuneSelf {
-			// ASCII, nearly every byte of a name: no rune decoding.
-			if lowerASCII(c1) != lowerASCII(c2) {
-				return false
-			}
-			s, prefix = s[1:], prefix[1:]
-			continue
-		}
-		r1, n1 := utf8.DecodeRuneInString(s)
-		r2, n2 := utf8.DecodeRuneInString(prefix)
-		if r1 != r2 && unicode.ToLower(r1) != unicode.ToLower(r2) && !strings.EqualFold(s[:n1], prefix[:n2]) {
-			return false
-		}
-		s, prefix = s[n1:], prefix[n2:]
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }

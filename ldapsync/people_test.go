@@ -40,26 +40,6 @@ func TestSearch(t *testing.T) {
 	}
 }
 
-func TestContainsFold(t *testing.T) {
-	tests := []struct {
-		s, sub string
-		want   bool
-	}{
-		{"Jürgen Müller", "MÜLLER", true},
-		{"Jürgen Müller", "mul", false},
-		{"abc", "", true},
-		{"", "a", false},
-		{"Straße", "STRASSE", false}, // simple folding only, as EqualFold
-		{"ΣΊΣΥΦΟΣ", "σίσυφος", true},
-		{"ab", "abc", false},
-	}
-	for _, tc := range tests {
-		if got := containsFold(tc.s, tc.sub); got != tc.want {
-			t.Errorf("containsFold(%q, %q) = %v", tc.s, tc.sub, got)
-		}
-	}
-}
-
 func BenchmarkSearch50k(b *testing.B) {
 	s, users, groups := syntheticDirectory(50000, 10, false)
 	d := &Directory{}
