@@ -253,26 +253,6 @@ type exporter struct {
 	b     []byte
 }
 
-// parseStored reads a stored <message/>. The wire parser reads streams, so
-// the stanza is presented as the first element of one.
-func parseStored(stanza []byte) (*wire.Element, error) {
-	p := wire.NewParser(io.MultiReader(strings.NewReader(streamHead), bytes.NewReader(stanza)),
-		wire.Limits{MaxStanzaBytes: len(stanza) + 64})
-	if k, _, err := p.Next(); err != nil || k != wire.StreamStart {
-		return nil, fmt.Errorf("header: %v", err)
-	}
-	k, el, err := p.Next()
-	if err != nil {
-		return nil, err
-	}
-	if k != wire.Stanza {
-		return nil, errors.New("no element")
-	}
-	return el, nil
-}
-
-const streamHead = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
-
 // firstBody is the message's body: the one without xml:lang when there are
 // several (RFC 6121 §5.2.3), else the first.
 func firstBody(el *wire.Element) string {
@@ -309,7 +289,7 @@ func (x *exporter) jsonRecord(r store.ArchiveRecord) error {
 	}
 	// A stanza the parser refuses is still exported, raw: leaving it out
 	// would make the export incomplete without anyone noticing.
-	if el, err := parseStored(r.Stanza); err == nil {
+	if el, err := wire.ParseElement(r.Stanza); err == nil {
 		m.From, m.To, m.Type, m.Body = el.Attr("from"), el.Attr("to"), el.Attr("type"), firstBody(el)
 		if m.Type == "" {
 			m.Type = "normal" // RFC 6121 §5.2.2: absent type means normal
@@ -364,7 +344,7 @@ func (x *exporter) xmlRecord(r store.ArchiveRecord) error {
 	b = append(b, "'><forwarded xmlns='"+nsForward+"'><delay xmlns='"+nsDelay+"' stamp='"...)
 	b = r.ID.Time().AppendFormat(b, TimeLayout)
 	b = append(b, "'/>"...)
-	el, err := parseStored(r.Stanza)
+	el, err := wire.ParseElement(r.Stanza)
 	if err != nil {
 		return fmt.Errorf("archived message %s is not well-formed XML: %w", r.ID, err)
 	}

@@ -1,10 +1,7 @@
 package muc
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/ownchat/ownchat/xmppd/wire"
@@ -164,24 +161,12 @@ func sameJID(a, b string) bool {
 	return ok1 && ok2 && na == nb
 }
 
-// fragmentHeader lets a wire.Parser read one stored element: the parser
-// reads streams, so the element is presented as the first stanza of one.
-var fragmentHeader = []byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
-
 // parseStored parses one element as xmppd stores private XML, and strips
 // namespace declarations and prefixes so that it serializes canonically.
 func parseStored(b []byte) (*wire.Element, error) {
-	p := wire.NewParser(io.MultiReader(bytes.NewReader(fragmentHeader), bytes.NewReader(b)),
-		wire.Limits{MaxStanzaBytes: len(fragmentHeader) + len(b)})
-	if k, _, err := p.Next(); err != nil || k != wire.StreamStart {
-		return nil, fmt.Errorf("parse stored element: header: %v", err)
-	}
-	k, el, err := p.Next()
-	if err != nil || k != wire.Stanza {
-		return nil, fmt.Errorf("parse stored element: %v", err)
-	}
-	if _, _, err := p.Next(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("parse stored element: trailing data (%v)", err)
+	el, err := wire.ParseElement(b)
+	if err != nil {
+		return nil, err
 	}
 	stripPrefixes(el)
 	return el, nil

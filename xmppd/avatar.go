@@ -313,7 +313,7 @@ func (s *Server) avatarHash(user string) (string, bool) {
 		s.Logger.Error("avatar hash", "user", user, "err", err)
 		return "", false
 	case len(list) == 1:
-		if md, err := parseElement(list[0].Payload); err == nil {
+		if md, err := wire.ParseElement(list[0].Payload); err == nil {
 			h = metadataImageID(md)
 		}
 	}
@@ -404,7 +404,7 @@ func (s *Server) avatarPublished(user string, md *wire.Element) {
 			s.Logger.Info("avatar: metadata without its data item; vCard unchanged", "user", user, "id", id, "err", err)
 			return
 		}
-		d, err := parseElement(list[0].Payload)
+		d, err := wire.ParseElement(list[0].Payload)
 		if err != nil || d.Space != nsAvatarData || d.Local != "data" {
 			s.Logger.Info("avatar: data item is not XEP-0084 data; vCard unchanged", "user", user, "id", id)
 			return
@@ -438,7 +438,7 @@ func (s *Server) setVCardPhoto(user string, data []byte, typ string) error {
 	}
 	v := elem(nsVCard, "vCard")
 	if stored != nil {
-		old, err := parseElement(stored)
+		old, err := wire.ParseElement(stored)
 		if err != nil {
 			return fmt.Errorf("parse stored vCard: %w", err)
 		}

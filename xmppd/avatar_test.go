@@ -355,7 +355,7 @@ func TestAvatarMetadata(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, payload := avatarMetadata(tc.data, tc.declared)
-			md, err := parseElement(payload)
+			md, err := wire.ParseElement(payload)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -185,7 +185,7 @@ func TestCarbonEligible(t *testing.T) {
 		{`<message type='chat'><body>x</body><no-copy xmlns='urn:xmpp:hints'/></message>`, false},
 		{`<message type='chat'><sent xmlns='urn:xmpp:carbons:2'/></message>`, false},
 	} {
-		el, err := parseStanza([]byte(tc.stanza))
+		el, err := wire.ParseElement([]byte(tc.stanza))
 		if err != nil {
 			t.Fatal(err)
 		}

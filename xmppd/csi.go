@@ -215,7 +215,7 @@ func (cs *csiState) classify(parts [][]byte) (string, bool) {
 		if containsTag(b, "body") {
 			return "", false // the common case decides without parsing
 		}
-		el, err := parseStanza(b)
+		el, err := wire.ParseElement(b)
 		if err != nil {
 			return "", false
 		}

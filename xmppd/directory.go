@@ -164,7 +164,7 @@ func (s *Server) rebroadcastAvatar(user string) {
 		if !avail || old == nil {
 			continue
 		}
-		el, err := parseStanza(old)
+		el, err := wire.ParseElement(old)
 		if err != nil {
 			s.Logger.Error("directory: avatar update", "user", user, "err", err)
 			continue

@@ -1,10 +1,7 @@
 package xmppd
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
-	"io"
 
 	"github.com/ownchat/ownchat/xmppd/wire"
 )
@@ -91,7 +88,7 @@ func canonicalXML(el *wire.Element, max int) ([]byte, error) {
 	if len(b) > max {
 		return nil, errTooLarge
 	}
-	if _, err := parseElement(b); err != nil {
+	if _, err := wire.ParseElement(b); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -114,27 +111,6 @@ func stripPrefixes(e *wire.Element) {
 			stripPrefixes(n.El)
 		}
 	}
-}
-
-// fragmentHeader lets a wire.Parser read one stored element: the parser
-// reads streams, so the element is presented as the first stanza of one.
-var fragmentHeader = []byte("<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "' version='1.0'>")
-
-// parseElement parses one serialized element, as written by canonicalXML.
-func parseElement(b []byte) (*wire.Element, error) {
-	p := wire.NewParser(io.MultiReader(bytes.NewReader(fragmentHeader), bytes.NewReader(b)),
-		wire.Limits{MaxStanzaBytes: len(fragmentHeader) + len(b)})
-	if k, _, err := p.Next(); err != nil || k != wire.StreamStart {
-		return nil, fmt.Errorf("xmppd: parse stored element: header: %v", err)
-	}
-	k, el, err := p.Next()
-	if err != nil || k != wire.Stanza {
-		return nil, fmt.Errorf("xmppd: parse stored element: %v", err)
-	}
-	if k, _, err := p.Next(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("xmppd: parse stored element: trailing data (%v %v)", k, err)
-	}
-	return el, nil
 }
 
 // childElements counts e's element children and returns the first.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ownchat/ownchat/store"
+	"github.com/ownchat/ownchat/xmppd/wire"
 )
 
 // Bookmarks of rooms the server manages for a user (room membership from
@@ -71,7 +72,7 @@ func (s *Server) setBookmark2(user, roomJID, name string, autojoin, present bool
 		conf.SetAttr("name", name)
 	}
 	if old, _, err := s.Store.PEPItems(user, nsBookmarks2, []string{roomJID}, 0); err == nil && len(old) == 1 {
-		if prev, err := parseElement(old[0].Payload); err == nil {
+		if prev, err := wire.ParseElement(old[0].Payload); err == nil {
 			for _, n := range prev.Nodes {
 				if n.El != nil {
 					conf.Add(n.El)
@@ -96,7 +97,7 @@ func (s *Server) setBookmark1(user, roomJID, name string, autojoin, present bool
 	return s.Store.UpdatePrivate(user, bookmarksPrivKey, func(old []byte) ([]byte, error) {
 		storage := elem(nsBookmarks, "storage")
 		if old != nil {
-			if prev, err := parseElement(old); err == nil {
+			if prev, err := wire.ParseElement(old); err == nil {
 				storage = prev
 			}
 		}

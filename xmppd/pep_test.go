@@ -483,7 +483,7 @@ func TestVerifyCapsVer(t *testing.T) {
 		{"two FORM_TYPEs", strings.Replace(example, "<field var='os'>", "<field var='FORM_TYPE'><value>x</value></field><field var='os'>", 1), ""},
 	}
 	for _, tt := range tests {
-		el, err := parseElement([]byte(tt.xml))
+		el, err := wire.ParseElement([]byte(tt.xml))
 		if err != nil {
 			t.Fatal(err)
 		}

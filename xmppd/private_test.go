@@ -134,7 +134,7 @@ func TestCanonicalXML(t *testing.T) {
 
 func parseTestElement(t *testing.T, s string) *wire.Element {
 	t.Helper()
-	el, err := parseElement([]byte(s))
+	el, err := wire.ParseElement([]byte(s))
 	if err != nil {
 		t.Fatalf("parse %s: %v", s, err)
 	}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -648,7 +646,7 @@ func (c *conn) storeUnacked(items []smItem) {
 		if it.seq != 0 || !bytes.HasPrefix(it.a, []byte("<message")) {
 			continue
 		}
-		el, err := parseStanza(it.bytes())
+		el, err := wire.ParseElement(it.bytes())
 		if err != nil {
 			s.Logger.Error("unacked stanza does not parse", "jid", c.fullJID, "err", err)
 			continue
@@ -870,26 +868,4 @@ func (s *Server) smShutdown() {
 			c.smEnd(true)
 		}
 	}
-}
-
-// streamHeaderForParse lets parseStanza read a serialized jabber:client
-// stanza on its own.
-const streamHeaderForParse = "<stream:stream xmlns='jabber:client' xmlns:stream='" + nsStream + "' version='1.0'>"
-
-// parseStanza parses one stanza serialized by AppendXML(b, nsClient). It is
-// for the rare paths (a session's end, held-back messages), not per stanza.
-func parseStanza(b []byte) (*wire.Element, error) {
-	p := wire.NewParser(io.MultiReader(strings.NewReader(streamHeaderForParse), bytes.NewReader(b)),
-		wire.Limits{MaxStanzaBytes: len(streamHeaderForParse) + len(b) + 64})
-	if k, _, err := p.Next(); err != nil || k != wire.StreamStart {
-		return nil, fmt.Errorf("xmppd: parse stanza: header: %v %w", k, err)
-	}
-	k, el, err := p.Next()
-	if err != nil {
-		return nil, fmt.Errorf("xmppd: parse stanza: %w", err)
-	}
-	if k != wire.Stanza {
-		return nil, errors.New("xmppd: parse stanza: no stanza")
-	}
-	return el, nil
 }

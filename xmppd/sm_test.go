@@ -110,7 +110,7 @@ func seenBodies(tb testing.TB, seen []string) []string {
 		if !strings.HasPrefix(s, "<message ") {
 			continue
 		}
-		el, err := parseStanza([]byte(s))
+		el, err := wire.ParseElement([]byte(s))
 		if err != nil {
 			tb.Fatalf("%s: %v", s, err)
 		}
@@ -147,7 +147,7 @@ func offlineBodies(tb testing.TB, ts *testServer, user string) []string {
 	}
 	var out []string
 	for _, m := range msgs {
-		el, err := parseStanza(m.Stanza)
+		el, err := wire.ParseElement(m.Stanza)
 		if err != nil {
 			tb.Fatalf("stored %s: %v", m.Stanza, err)
 		}
@@ -272,7 +272,7 @@ func TestSMAcks(t *testing.T) {
 func parseStanzaStreamError(s string) (*wire.Element, error) {
 	i := strings.Index(s, "<handled-count-too-high")
 	j := strings.Index(s[i:], "/>")
-	el, err := parseStanza([]byte(s[i : i+j+2]))
+	el, err := wire.ParseElement([]byte(s[i : i+j+2]))
 	return el, err
 }
 
@@ -658,7 +658,7 @@ func TestSMQueueBound(t *testing.T) {
 
 func TestParseStanzaRoundTrip(t *testing.T) {
 	in := `<message from='a@example.com/x' to='b@example.com' type='chat'><body>hi &amp; bye</body><x xmlns='urn:example'/></message>`
-	el, err := parseStanza([]byte(in))
+	el, err := wire.ParseElement([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func (c *conn) sendVCard(el *wire.Element, user string, own bool) {
 	}
 	var st *wire.Element
 	if stored != nil {
-		if st, err = parseElement(stored); err != nil {
+		if st, err = wire.ParseElement(stored); err != nil {
 			s.Logger.Error("stored vCard does not parse", "user", user, "err", err)
 		}
 	}
@@ -119,7 +119,7 @@ func (s *Server) VCard(bareJID string) (*wire.Element, error) {
 	}
 	var st *wire.Element
 	if stored != nil {
-		if st, err = parseElement(stored); err != nil {
+		if st, err = wire.ParseElement(stored); err != nil {
 			return nil, fmt.Errorf("xmppd: stored vCard of %s: %w", a.user, err)
 		}
 	}
