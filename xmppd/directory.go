@@ -181,18 +181,7 @@ func (s *Server) rebroadcastAvatar(user string) {
 		if !replaced {
 			continue
 		}
-		for _, e := range entries {
-			if !e.subFrom() {
-				continue
-			}
-			if u, ok := s.localUser(e.JID); ok {
-				for _, r := range s.router.sessionsOf(u) {
-					if r.isAvailable() && !s.presenceBlocked(c, r) {
-						sendWithTo(r, b)
-					}
-				}
-			}
-		}
+		s.toSubscribers(c, entries, b)
 		for _, r := range s.router.sessionsOf(user) {
 			if r.isAvailable() {
 				sendWithTo(r, b)

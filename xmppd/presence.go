@@ -184,6 +184,24 @@ func parsePriority(el *wire.Element) int {
 	return n
 }
 
+// toSubscribers sends c's presence b to the available sessions of every
+// local contact with a subscription from c's user (RFC 6121 §4.2.2,
+// §4.4.2), except those c's user blocks or who block them.
+func (s *Server) toSubscribers(c *conn, entries []rosterEntry, b []byte) {
+	for _, e := range entries {
+		if !e.subFrom() {
+			continue
+		}
+		if u, ok := s.localUser(e.JID); ok {
+			for _, r := range s.router.sessionsOf(u) {
+				if r.isAvailable() && !s.presenceBlocked(c, r) {
+					sendWithTo(r, b)
+				}
+			}
+		}
+	}
+}
+
 // goAvailable handles initial and updated available presence.
 func (c *conn) goAvailable(el *wire.Element) {
 	s := c.srv
@@ -207,18 +225,7 @@ func (c *conn) goAvailable(el *wire.Element) {
 		return
 	}
 	// Broadcast to subscribers (§4.2.2) ...
-	for _, e := range entries {
-		if !e.subFrom() {
-			continue
-		}
-		if u, ok := s.localUser(e.JID); ok {
-			for _, r := range s.router.sessionsOf(u) {
-				if r.isAvailable() && !s.presenceBlocked(c, r) {
-					sendWithTo(r, b)
-				}
-			}
-		}
-	}
+	s.toSubscribers(c, entries, b)
 	// ... and to all of the user's available resources, this one included.
 	for _, r := range s.router.sessionsOf(c.user) {
 		if r.isAvailable() {
