@@ -3,8 +3,37 @@ package xmppd
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
+
+// EraseLock keeps the local user bare (user@domain) from binding a new
+// session until release is called, so that nothing of theirs is written
+// while their data is deleted: call it before EndUserSessions and release
+// after the deletion.
+func (s *Server) EraseLock(bare string) (release func()) {
+	s.init()
+	user, ok := s.localUser(bare)
+	if !ok {
+		return func() {}
+	}
+	s.router.freeze(user)
+	var once sync.Once
+	return func() { once.Do(func() { s.router.thaw(user) }) }
+}
+
+// UserErased drops what the server caches of a person whose data was just
+// erased (MAM preferences, the converted avatar hash), so nothing of it
+// outlives the erasure in memory.
+func (s *Server) UserErased(bare string) {
+	s.init()
+	s.ArchivePrefsChanged(bare)
+	if user, ok := s.localUser(bare); ok {
+		s.avatars.mu.Lock()
+		delete(s.avatars.hashes, user)
+		s.avatars.mu.Unlock()
+	}
+}
 
 // EndUserSessions ends every session of the local user bare (user@domain)
 // with a not-authorized stream error carrying text, and waits until they

@@ -2,6 +2,7 @@ package xmppd
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -29,4 +30,30 @@ func TestEndUserSessions(t *testing.T) {
 		t.Errorf("other domain: %d, %v", n, err)
 	}
 	bob.iq("get", testDomain, `<ping xmlns='urn:xmpp:ping'/>`)
+}
+
+// TestEraseLock: while an erasure holds the lock, the person cannot bind a
+// new session (nothing of theirs may be written during the deletion);
+// afterwards they can.
+func TestEraseLock(t *testing.T) {
+	ts := newTestServer(t)
+	release := ts.EraseLock("alice@" + testDomain)
+	c := ts.dial(t, "alice/locked")
+	c.header()
+	pw, _ := ts.dir.password("alice")
+	c.send(plainAuth("", "alice", pw))
+	c.expectSuccess()
+	c.restart()
+	c.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>`)
+	el := c.expect("bind refused", is("iq", "id", "b1", "type", "error"))
+	if e := el.Child(nsClient, "error"); e == nil || !strings.Contains(el.String(), "resource-constraint") || !strings.Contains(el.String(), "being erased") {
+		t.Fatalf("bind during erasure: %s; want resource-constraint saying the data is being erased", el)
+	}
+	if n := len(ts.router.sessionsOf("alice")); n != 0 {
+		t.Fatalf("%d sessions of alice bound during the erasure", n)
+	}
+	ts.login(t, "bob", "b") // others are not affected
+	release()
+	release() // idempotent
+	ts.login(t, "alice", "after")
 }

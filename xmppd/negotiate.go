@@ -213,7 +213,11 @@ func (c *conn) handleBindIQ(el *wire.Element) bool {
 	replaced, ok := c.srv.router.bind(c, c.srv.MaxSessionsPerUser)
 	if !ok {
 		c.fullJID, c.bareJID, c.resource = "", "", ""
-		c.sendElement(errorReply(el, "", errResConstraint.withText("too many sessions for this account")))
+		text := "too many sessions for this account"
+		if c.srv.router.isFrozen(c.user) {
+			text = "this account's data is being erased"
+		}
+		c.sendElement(errorReply(el, "", errResConstraint.withText(text)))
 		return true
 	}
 	if replaced != nil {

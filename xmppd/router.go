@@ -12,19 +12,26 @@ type router struct {
 	mu    sync.RWMutex
 	users map[string][]*conn
 	full  map[string]*conn
+	// frozen counts, per user, the erasures in progress: no session of
+	// theirs may bind meanwhile (see Server.EraseLock).
+	frozen map[string]int
 }
 
 func (r *router) init() {
 	r.users = make(map[string][]*conn)
 	r.full = make(map[string]*conn)
+	r.frozen = make(map[string]int)
 }
 
 // bind registers c; a session with the same full JID is returned as
 // replaced (it is unregistered here). ok is false when the account already
-// has max sessions.
+// has max sessions or is being erased.
 func (r *router) bind(c *conn, max int) (replaced *conn, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.frozen[c.user] > 0 {
+		return nil, false
+	}
 	list := r.users[c.user]
 	if old := r.full[c.fullJID]; old != nil {
 		replaced = old
@@ -36,6 +43,26 @@ func (r *router) bind(c *conn, max int) (replaced *conn, ok bool) {
 	r.users[c.user] = append(list, c)
 	r.full[c.fullJID] = c
 	return replaced, true
+}
+
+func (r *router) freeze(user string) {
+	r.mu.Lock()
+	r.frozen[user]++
+	r.mu.Unlock()
+}
+
+func (r *router) thaw(user string) {
+	r.mu.Lock()
+	if r.frozen[user]--; r.frozen[user] <= 0 {
+		delete(r.frozen, user)
+	}
+	r.mu.Unlock()
+}
+
+func (r *router) isFrozen(user string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.frozen[user] > 0
 }
 
 func (r *router) unbind(c *conn) {

@@ -188,6 +188,11 @@ func cmdUserErase(ctx context.Context, env *storeEnv, args []string, w io.Writer
 	if env.Config != nil {
 		o.Domain = env.Config.Domain
 	}
+	if env.EraseLock != nil {
+		if bare, err := compliance.BareJID(args[0]); err == nil {
+			defer env.EraseLock(bare)()
+		}
+	}
 	// Queued records of this person must not land after the deletion.
 	if err := env.Store.FlushArchive(); err != nil {
 		return fmt.Errorf("user erase: %w", err)

@@ -41,6 +41,9 @@ type storeEnv struct {
 	// EndSessions ends a local person's sessions and returns once they are
 	// gone; nil when no server runs (nobody is online then).
 	EndSessions func(ctx context.Context, bare string) (int, error)
+	// EraseLock keeps a person from logging in while their data is
+	// erased; nil offline (no server, no logins).
+	EraseLock func(bare string) (release func())
 	// Erased tells the running server that a person's data is gone, so it
 	// drops what it cached of it (archive preferences); nil offline.
 	Erased func(bare string)
@@ -159,6 +162,7 @@ func onlineStoreEnv(cfg *conf.Config, p *parts, log *slog.Logger) storeEnv {
 		EndSessions: func(ctx context.Context, bare string) (int, error) {
 			return p.srv.EndUserSessions(ctx, bare, "your account data is being erased")
 		},
-		Erased: p.srv.ArchivePrefsChanged,
+		Erased:    p.srv.UserErased,
+		EraseLock: p.srv.EraseLock,
 	}
 }
