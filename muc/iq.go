@@ -121,6 +121,14 @@ func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
 	if r == nil {
 		return
 	}
+	// unlocked runs after the room lock is released: reading an archive
+	// page must not hold up the room's messages.
+	var unlocked func()
+	defer func() {
+		if unlocked != nil {
+			unlocked()
+		}
+	}()
 	defer r.mu.Unlock()
 	defer r.unloadIdle()
 	o := r.byReal[from]
@@ -146,7 +154,7 @@ func (s *Service) iq(el *wire.Element, roomJID, nick, from string) {
 	case q.Space == nsAdmin && q.Local == "query":
 		r.admin(el, q, o, from)
 	case q.Space == nsMAM:
-		r.mam(el, q, o, from)
+		unlocked = r.mam(el, q, o, from)
 	default:
 		s.bounce(el, "cancel", "service-unavailable")
 	}

@@ -33,60 +33,69 @@ func (r *room) mayReadArchive(o *occupant, bare string) bool {
 	}
 }
 
-// mam answers urn:xmpp:mam:2 payloads to the room (r.mu held).
-func (r *room) mam(el, q *wire.Element, o *occupant, from string) {
+// mam answers urn:xmpp:mam:2 payloads to the room. It decides under r.mu
+// (who may read) and returns the store read, which the caller runs after
+// releasing the lock, so that a page of history never delays the room's
+// fan-out; nil when there is nothing to read.
+func (r *room) mam(el, q *wire.Element, o *occupant, from string) (unlocked func()) {
 	s := r.svc
 	if !r.archived() {
 		s.bounce(el, "cancel", "feature-not-implemented")
-		return
+		return nil
 	}
 	if !r.mayReadArchive(o, bareOf(from)) {
 		s.bounceText(el, "auth", "forbidden", "only occupants, or members of a members-only room, may read its archive")
-		return
+		return nil
 	}
 	get := el.Attr("type") == "get"
+	jid := r.jid
 	switch {
 	case q.Local == "query" && get:
 		s.result(el, mam.QueryForm())
 	case q.Local == "query":
-		req, err := mam.ParseQuery(q, r.jid, s.cfg.MaxArchivePage)
+		req, err := mam.ParseQuery(q, jid, s.cfg.MaxArchivePage)
 		if err != nil {
-			r.mamError(el, err)
-			return
+			s.mamError(el, jid, err)
+			return nil
 		}
-		page, err := mam.Page(s.st, &req)
-		if err != nil {
-			r.mamError(el, err)
-			return
+		return func() {
+			page, err := mam.Page(s.st, &req)
+			if err != nil {
+				s.mamError(el, jid, err)
+				return
+			}
+			mam.SendPage(from, jid, &req, &page, func(b []byte) { s.r.DeliverFull(from, b) })
+			s.result(el, mam.Fin(&req, &page))
 		}
-		mam.SendPage(from, r.jid, &req, &page, func(b []byte) { s.r.DeliverFull(from, b) })
-		s.result(el, mam.Fin(&req, &page))
 	case q.Local == "metadata" && get:
-		md, err := mam.ReadMetadata(s.st, r.jid)
-		if err != nil {
-			r.mamError(el, err)
-			return
+		return func() {
+			md, err := mam.ReadMetadata(s.st, jid)
+			if err != nil {
+				s.mamError(el, jid, err)
+				return
+			}
+			s.result(el, md)
 		}
-		s.result(el, md)
 	default:
 		// Preferences are the user's; a room's archive follows its
 		// configuration and the retention rules.
 		s.bounce(el, "cancel", "feature-not-implemented")
 	}
+	return nil
 }
 
-func (r *room) mamError(el *wire.Element, err error) {
+func (s *Service) mamError(el *wire.Element, room string, err error) {
 	var e *mam.Error
 	if !errors.As(err, &e) {
-		r.svc.log.Error("muc: archive query", "room", r.jid, "err", err)
-		r.svc.bounce(el, "wait", "internal-server-error")
+		s.log.Error("muc: archive query", "room", room, "err", err)
+		s.bounce(el, "wait", "internal-server-error")
 		return
 	}
 	if e.Text != "" {
-		r.svc.bounceText(el, e.Type, e.Condition, e.Text)
+		s.bounceText(el, e.Type, e.Condition, e.Text)
 		return
 	}
-	r.svc.bounce(el, e.Type, e.Condition)
+	s.bounce(el, e.Type, e.Condition)
 }
 
 const nsMAM = mam.NS
