@@ -114,15 +114,25 @@ func (c *conn) pubsubError(el *wire.Element, e stanzaError, app, feature string)
 	c.sendElement(r)
 }
 
-// pepAccount serves pubsub requests to the user's own bare JID.
-func pepAccount(c *conn, el, q *wire.Element) {
+// pubsubOp returns the operation element of a <pubsub xmlns=space/>
+// request, or answers bad-request and returns nil.
+func (c *conn) pubsubOp(el, q *wire.Element, space string) *wire.Element {
 	if q.Local != "pubsub" {
 		c.bounce(el, "", errBadRequest)
-		return
+		return nil
 	}
 	_, op := childElements(q)
-	if op == nil || op.Space != nsPubSub {
+	if op == nil || op.Space != space {
 		c.bounce(el, "", errBadRequest)
+		return nil
+	}
+	return op
+}
+
+// pepAccount serves pubsub requests to the user's own bare JID.
+func pepAccount(c *conn, el, q *wire.Element) {
+	op := c.pubsubOp(el, q, nsPubSub)
+	if op == nil {
 		return
 	}
 	if c.refuseDirectoryAvatar(el, op) {
@@ -148,13 +158,8 @@ func pepAccount(c *conn, el, q *wire.Element) {
 // pepContact serves pubsub requests to another user's bare JID: only
 // items retrieval, as the access model allows (XEP-0060 §6.5).
 func pepContact(c *conn, el, q *wire.Element) {
-	if q.Local != "pubsub" {
-		c.bounce(el, "", errBadRequest)
-		return
-	}
-	_, op := childElements(q)
-	if op == nil || op.Space != nsPubSub {
-		c.bounce(el, "", errBadRequest)
+	op := c.pubsubOp(el, q, nsPubSub)
+	if op == nil {
 		return
 	}
 	owner := c.iqTarget(el)
@@ -173,13 +178,8 @@ func pepContact(c *conn, el, q *wire.Element) {
 
 // pepOwner serves the owner namespace: configure, default, delete.
 func pepOwner(c *conn, el, q *wire.Element) {
-	if q.Local != "pubsub" {
-		c.bounce(el, "", errBadRequest)
-		return
-	}
-	_, op := childElements(q)
-	if op == nil || op.Space != nsPubSubOwner {
-		c.bounce(el, "", errBadRequest)
+	op := c.pubsubOp(el, q, nsPubSubOwner)
+	if op == nil {
 		return
 	}
 	if c.refuseDirectoryAvatar(el, op) {
