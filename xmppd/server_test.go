@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -143,19 +142,7 @@ func TestAdmin(t *testing.T) {
 	ts := newTestServer(t)
 	ts.HandleAdmin("echo", func(args []string) (string, error) { return strings.Join(args, " "), nil })
 	ts.HandleAdmin("fail", func(args []string) (string, error) { return "", errors.New("it failed") })
-	path := filepath.Join(t.TempDir(), "admin.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- ts.ServeAdmin(l) }()
-	t.Cleanup(func() {
-		l.Close()
-		if err := <-done; err != nil {
-			t.Errorf("ServeAdmin: %v", err)
-		}
-	})
+	path := serveAdminTest(t, ts)
 	ts.online(t, "alice", "a", 3)
 	ts.login(t, "bob", "b")
 
