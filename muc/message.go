@@ -94,12 +94,14 @@ func (r *room) groupchat(el *wire.Element, o *occupant) {
 	b = append(b, "' by='"...)
 	b = wire.AppendAttrEscaped(b, r.jid)
 	b = append(b, "'/></message>"...)
+	if s.cfg.Archive != nil {
+		// Queued before anyone sees the message, so an occupant's MAM
+		// query (which flushes the queue) finds what it was sent.
+		s.cfg.Archive(r.jid, id, now, b)
+	}
 	r.fanout(msgHead, b)
 	if el.Child(nsClient, "body") != nil {
 		r.hist.add(histItem{at: now.UnixNano(), tail: b})
-	}
-	if s.cfg.Archive != nil {
-		s.cfg.Archive(r.jid, id, now, b)
 	}
 }
 

@@ -54,8 +54,14 @@ func (c *conn) handleMessage(el *wire.Element) {
 	b := el.AppendXML(make([]byte, 0, 512), nsClient)
 	aw.setStanza(b)
 	if a.kind == addrLocalFull {
-		if target != nil && deliver(target, b) {
+		if target != nil {
+			// Queued before delivery: a recipient that reads the message
+			// and queries MAM at once finds it (the query flushes the
+			// queue). If delivery fails the records are queued already and
+			// the offline copy below is stored without a second set.
 			s.commitArchive(&aw)
+		}
+		if target != nil && deliver(target, b) {
 			s.receivedCarbons(a.user, c.user, el, s.router.sessionsOf(a.user), target, 0)
 			return
 		}
@@ -79,8 +85,8 @@ func (s *Server) deliverToBare(user string, el *wire.Element, b []byte, from *co
 }
 
 // deliverToBareArchived is deliverToBare that also writes the message's
-// archive records (aw may be nil) once the message is accepted: queued to
-// the archive writer when delivered, with the offline copy when stored.
+// archive records (aw may be nil): queued to the archive writer before it
+// is handed to a session, with the offline copy when stored.
 func (s *Server) deliverToBareArchived(user string, el *wire.Element, b []byte, from *conn, aw *archiveWrite) {
 	typ := el.Attr("type")
 	if typ == "groupchat" {
@@ -99,6 +105,7 @@ func (s *Server) deliverToBareArchived(user string, el *wire.Element, b []byte, 
 		r.pmu.Unlock()
 	}
 	if best >= 0 {
+		s.commitArchive(aw) // before delivery, as for a full JID
 		n := 0
 		for _, r := range sessions {
 			r.pmu.Lock()
@@ -109,7 +116,6 @@ func (s *Server) deliverToBareArchived(user string, el *wire.Element, b []byte, 
 			}
 		}
 		if n > 0 {
-			s.commitArchive(aw)
 			fromUser := ""
 			if from != nil {
 				fromUser = from.user
