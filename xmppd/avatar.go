@@ -64,6 +64,24 @@ type avatarState struct {
 	// users without a directory photo, loaded from the metadata node on
 	// first use.
 	hashes map[string]string
+	// locks serialize, per user, a vCard write or an avatar publish with
+	// its conversion (XEP-0398 §3): two sessions changing the avatar at
+	// once would otherwise leave the vCard PHOTO and the PEP nodes on
+	// different images, or lose one vCard's other fields in
+	// setVCardPhoto's read-modify-write. Striped, so memory does not grow
+	// with the users.
+	locks [64]sync.Mutex
+}
+
+// lockAvatar takes user's avatar lock and returns its release.
+func (s *Server) lockAvatar(user string) (unlock func()) {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(user); i++ {
+		h = (h ^ uint32(user[i])) * 16777619
+	}
+	m := &s.avatars.locks[h%uint32(len(s.avatars.locks))]
+	m.Lock()
+	return m.Unlock
 }
 
 const maxAvatarMeta = 10000

@@ -385,3 +385,50 @@ func BenchmarkInjectAvatarHash(b *testing.B) {
 		})
 	}
 }
+
+// TestAvatarConcurrentChanges: one session sets a vCard PHOTO while another
+// publishes a different PEP avatar, many times over. Whatever the order,
+// the vCard PHOTO and the metadata node must end on the same image, and the
+// vCard keeps its other fields (XEP-0398 §3 both ways).
+func TestAvatarConcurrentChanges(t *testing.T) {
+	ts, _ := newAvatarServer(t)
+	b1 := ts.online(t, "bob", "b1", 0)
+	b2 := ts.online(t, "bob", "b2", 0)
+	for i := range 30 {
+		a := testPNG(t, 3, 3, uint8(2*i))
+		b := testPNG(t, 4, 4, uint8(2*i+1))
+		a64, b64, bid := base64.StdEncoding.EncodeToString(a), base64.StdEncoding.EncodeToString(b), sha1Hex(b)
+		// Room for several data items: the server's own conversion of the
+		// vCard must not evict the item the metadata below refers to.
+		requireResult(t, "data", b2.iq("set", "", publishXML(nsAvatarData, bid, `<data xmlns='`+nsAvatarData+`'>`+b64+`</data>`,
+			`<field var='pubsub#max_items'><value>10</value></field><field var='pubsub#access_model'><value>open</value></field>`)))
+		id1, id2 := b1.id(), b2.id()
+		b1.send(`<iq type='set' id='` + id1 + `'><vCard xmlns='vcard-temp'><FN>Bob</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>` + a64 + `</BINVAL></PHOTO></vCard></iq>`)
+		b2.send(`<iq type='set' id='` + id2 + `'>` + publishXML(nsAvatarMeta, bid,
+			`<metadata xmlns='`+nsAvatarMeta+`'><info id='`+bid+`' bytes='`+strconv.Itoa(len(b))+`' type='image/png'/></metadata>`, "") + `</iq>`)
+		requireResult(t, "vCard", b1.waitFor("vCard result", is("iq", "id", id1)))
+		requireResult(t, "metadata", b2.waitFor("metadata result", is("iq", "id", id2)))
+		// Both handlers took bob's avatar lock before answering; taking it
+		// here waits for their conversions.
+		ts.lockAvatar("bob")()
+
+		stored, err := ts.Store.VCard("bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := wire.ParseElement(stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		photo, _, ok := vcardPhoto(v)
+		items, _, err := ts.Store.PEPItems("bob", nsAvatarMeta, nil, 1)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("round %d: metadata items %v, %v", i, items, err)
+		}
+		if !ok || sha1Hex(photo) != items[0].ID || vcardField(v, "FN") != "Bob" {
+			t.Fatalf("round %d: vCard photo %s (FN %q), metadata %s: out of step (a %s, b %s)", i, hashOrEmpty(photo), vcardField(v, "FN"), items[0].ID, sha1Hex(a), bid)
+		}
+		b1.drain()
+		b2.drain()
+	}
+}

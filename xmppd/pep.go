@@ -252,6 +252,11 @@ func (c *conn) pepPublish(el, q, pub *wire.Element) {
 	if id == "" {
 		id = randomID(10)
 	}
+	if isAvatarNode(node) {
+		// With its conversion to the vCard, one step for any other
+		// avatar change of this user (avatar.go).
+		defer s.lockAvatar(c.user)()
+	}
 	it := store.PEPItem{ID: id, Publisher: c.bareJID, Time: time.Now().UTC(), Payload: payload}
 	var unmet string
 	cfg, _, err := s.Store.PEPPublish(store.PEPPublishRequest{

@@ -172,6 +172,9 @@ func (c *conn) setVCard(el, v *wire.Element) {
 			return
 		}
 	}
+	// The store write and the conversion to PEP are one step for any
+	// other avatar change of this user.
+	defer s.lockAvatar(c.user)()
 	// An empty vCard deletes the stored one (doc nil).
 	if err := s.Store.SetVCard(c.user, doc); err != nil {
 		s.Logger.Error("storing vCard", "user", c.user, "err", err)
