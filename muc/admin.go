@@ -189,7 +189,9 @@ func (r *room) adminList(el, item *wire.Element, actorAff Affiliation, actorRole
 			s.bounce(el, "modify", "bad-request")
 			return
 		}
-		if actorAff < Admin {
+		// muc#roomconfig_getmemberlist: the room may let occupants of
+		// some roles read the member list; the rest are for admins.
+		if actorAff < Admin && (aff != Member || !r.cfg.MemberListRoles.Has(actorRole)) {
 			s.bounce(el, "auth", "forbidden")
 			return
 		}

@@ -29,7 +29,55 @@ type RoomConfig struct {
 	// Groups binds the room to directory groups (fieldGroups): its
 	// members follow them. Never modified in place.
 	Groups []string
+	Lang   string // muc#roomconfig_lang: the room's natural language
+	PubSub string // muc#roomconfig_pubsub: the room's pubsub node (XEP-0045 §15.5.3), shown in disco
+	// MaxHistoryFetch caps the history sent on join (muc#maxhistoryfetch):
+	// 0 is everything the room keeps (the zero value), -1 none at all.
+	MaxHistoryFetch int
+	// MemberListRoles may retrieve the member list besides admins and
+	// owners (muc#roomconfig_getmemberlist).
+	MemberListRoles RoleSet
+	// PresenceHidden are the roles whose presence only moderators see
+	// (the complement of muc#roomconfig_presencebroadcast), so that the
+	// zero value broadcasts every role, as rooms did before the field.
+	PresenceHidden RoleSet
 }
+
+// RoleSet is a set of roles, one bit per Role.
+type RoleSet uint8
+
+// Has reports whether ro is in the set.
+func (s RoleSet) Has(ro Role) bool { return s&(1<<ro) != 0 }
+
+// occupantRoles are the roles a form can list, in the form's order.
+var occupantRoles = []Role{Moderator, Participant, Visitor}
+
+// names lists the set's roles for a form field.
+func (s RoleSet) names() []string {
+	var out []string
+	for _, ro := range occupantRoles {
+		if s.Has(ro) {
+			out = append(out, ro.String())
+		}
+	}
+	return out
+}
+
+// parseRoleSet reads a list-multi of role names; unknown names are an error.
+func parseRoleSet(vs []string) (RoleSet, bool) {
+	var s RoleSet
+	for _, v := range vs {
+		ro, ok := parseRole(v)
+		if !ok || ro == RoleNone {
+			return 0, false
+		}
+		s |= 1 << ro
+	}
+	return s, true
+}
+
+// allRoles is every occupant role.
+const allRoles = RoleSet(1<<Moderator | 1<<Participant | 1<<Visitor)
 
 // fieldGroups is ownChat's own field of the configuration form: the
 // directory groups whose members are the room's members (XEP-0004 allows
@@ -40,7 +88,7 @@ const fieldGroups = "muc#roomconfig_ownchat_groups"
 // Config.Defaults says otherwise: temporary, public, open, unmoderated,
 // semi-anonymous, private messages allowed — XEP-0045's defaults.
 func DefaultRoomConfig() RoomConfig {
-	return RoomConfig{Public: true, AllowPM: "anyone"}
+	return RoomConfig{Public: true, AllowPM: "anyone", MemberListRoles: 1 << Moderator}
 }
 
 const (
@@ -84,8 +132,10 @@ func option(label, value string) *wire.Element {
 }
 
 // form returns the owner configuration form (§10.2) filled with c; groups
-// are the directory's groups, nil without a directory.
-func (c *RoomConfig) form(groups []string) *wire.Element {
+// are the directory's groups, nil without a directory; owners and admins
+// are the room's (muc#roomconfig_roomowners, _roomadmins); histMax is how
+// many messages the room keeps.
+func (c *RoomConfig) form(groups, owners, admins []string, histMax int) *wire.Element {
 	x := wire.New(nsData, "x", "type", "form")
 	x.Add((&wire.Element{Space: nsData, Local: "title"}).AddText("Room configuration"))
 	whois := "moderators"
@@ -95,6 +145,13 @@ func (c *RoomConfig) form(groups []string) *wire.Element {
 	maxUsers := "none"
 	if c.MaxUsers > 0 {
 		maxUsers = strconv.Itoa(c.MaxUsers)
+	}
+	fetch := histMax
+	switch {
+	case c.MaxHistoryFetch < 0:
+		fetch = 0
+	case c.MaxHistoryFetch > 0 && c.MaxHistoryFetch < histMax:
+		fetch = c.MaxHistoryFetch
 	}
 	fs := []*wire.Element{
 		field("hidden", "FORM_TYPE", "", formConfig),
@@ -117,6 +174,13 @@ func (c *RoomConfig) form(groups []string) *wire.Element {
 			option("Anyone", "anyone"), option("Participants", "participants"),
 			option("Moderators", "moderators"), option("Nobody", "none")),
 		field("boolean", "muc#roomconfig_enablelogging", "Enable public logging", boolStr(c.Logging)),
+		field("text-single", "muc#maxhistoryfetch", "Maximum number of history messages sent on join", strconv.Itoa(fetch)),
+		roleField("muc#roomconfig_getmemberlist", "Roles that may retrieve the member list", c.MemberListRoles),
+		roleField("muc#roomconfig_presencebroadcast", "Roles whose presence is broadcast", allRoles&^c.PresenceHidden),
+		field("text-single", "muc#roomconfig_lang", "Natural language of the room", c.Lang),
+		field("text-single", "muc#roomconfig_pubsub", "XMPP URI of the room's pubsub node", c.PubSub),
+		field("jid-multi", "muc#roomconfig_roomowners", "Full list of room owners", owners...),
+		field("jid-multi", "muc#roomconfig_roomadmins", "Full list of room admins", admins...),
 	}
 	if groups != nil {
 		f := field("list-multi", fieldGroups, "Members are the members of these directory groups", c.Groups...)
@@ -139,6 +203,15 @@ func (c *RoomConfig) form(groups []string) *wire.Element {
 		}
 	}
 	return x.Add(fs...)
+}
+
+// roleField is a list-multi of occupant roles with set selected.
+func roleField(v, label string, set RoleSet) *wire.Element {
+	f := field("list-multi", v, label, set.names()...)
+	for _, ro := range occupantRoles {
+		f.Add(option(ro.String(), ro.String()))
+	}
+	return f
 }
 
 // formValues returns the values of a submitted data form by var.
@@ -236,6 +309,28 @@ func (c *RoomConfig) apply(vals map[string][]string) (RoomConfig, bool) {
 			}
 		case "muc#roomconfig_enablelogging":
 			setBool(&n.Logging)
+		case "muc#maxhistoryfetch":
+			if m, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && m >= 0 {
+				n.MaxHistoryFetch = m
+				if m == 0 {
+					n.MaxHistoryFetch = -1
+				}
+			} else {
+				ok = false
+			}
+		case "muc#roomconfig_getmemberlist":
+			n.MemberListRoles, ok = parseRoleSet(vs)
+		case "muc#roomconfig_presencebroadcast":
+			var set RoleSet
+			set, ok = parseRoleSet(vs)
+			n.PresenceHidden = allRoles &^ set
+		case "muc#roomconfig_lang":
+			n.Lang = strings.TrimSpace(v)
+		case "muc#roomconfig_pubsub":
+			n.PubSub = strings.TrimSpace(v)
+		case "muc#roomconfig_roomowners", "muc#roomconfig_roomadmins":
+			// Affiliations, not configuration: the owner handler applies
+			// them (ownerLists).
 		case fieldGroups:
 			var gs []string
 			for _, g := range vs {

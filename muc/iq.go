@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ownchat/ownchat/xmppd/wire"
 )
@@ -202,6 +203,12 @@ func (r *room) discoInfo() *wire.Element {
 	if c.MaxUsers > 0 {
 		x.Add(field("text-single", "muc#roominfo_maxusers", "Maximum occupants", strconv.Itoa(c.MaxUsers)))
 	}
+	if c.Lang != "" {
+		x.Add(field("text-single", "muc#roominfo_lang", "Language of discussion", c.Lang))
+	}
+	if c.PubSub != "" {
+		x.Add(field("text-single", "muc#roominfo_pubsub", "Associated pubsub node", c.PubSub))
+	}
 	return q.Add(fixSpace(x))
 }
 
@@ -218,7 +225,7 @@ func (r *room) owner(el, q *wire.Element, from string) {
 		if d := s.cfg.Directory; d != nil {
 			groups = append([]string{}, d.Groups()...)
 		}
-		s.result(el, wire.New(nsOwner, "query").Add(r.cfg.form(groups)))
+		s.result(el, wire.New(nsOwner, "query").Add(r.cfg.form(groups, r.withAff(Owner), r.withAff(Admin), s.cfg.HistorySize)))
 		return
 	}
 	if d := q.Child(nsOwner, "destroy"); d != nil {
@@ -245,9 +252,15 @@ func (r *room) owner(el, q *wire.Element, from string) {
 		}
 		s.result(el, nil)
 	case "submit":
-		n, ok := r.cfg.apply(formValues(x))
+		vals := formValues(x)
+		n, ok := r.cfg.apply(vals)
 		if !ok {
 			s.bounce(el, "modify", "not-acceptable")
+			return
+		}
+		affs, ok := r.ownerLists(vals)
+		if !ok {
+			s.bounceText(el, "modify", "not-acceptable", "the owner and admin lists must hold valid JIDs and at least one owner")
 			return
 		}
 		if g, ok := s.checkGroups(n.Groups); !ok {
@@ -260,9 +273,98 @@ func (r *room) owner(el, q *wire.Element, from string) {
 		}
 		s.result(el, nil)
 		r.configure(n)
+		if len(affs) > 0 {
+			actor := ""
+			if o := r.byReal[from]; o != nil {
+				actor = o.nick
+			}
+			for _, c := range affs {
+				r.setAffiliation(c.bare, c.aff, actor, "")
+			}
+			r.save()
+			r.empty()
+		}
 	default:
 		s.bounce(el, "modify", "bad-request")
 	}
+}
+
+// withAff lists the bare JIDs with affiliation a, sorted.
+func (r *room) withAff(a Affiliation) []string {
+	var out []string
+	for j, x := range r.affs {
+		if x == a {
+			out = append(out, j)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// affChange is one affiliation a configuration form changes.
+type affChange struct {
+	bare string
+	aff  Affiliation
+}
+
+// ownerLists reads muc#roomconfig_roomowners and _roomadmins from a
+// submitted form as the full lists they are (XEP-0045 §15.5.3): JIDs added
+// get the affiliation, JIDs left out lose it (to none). A list the form
+// leaves out changes nothing. It refuses invalid JIDs and a room without
+// owners (§10.6). A JID in both lists is an owner.
+func (r *room) ownerLists(vals map[string][]string) ([]affChange, bool) {
+	want := map[Affiliation][]string{}
+	for a, v := range map[Affiliation]string{Owner: "muc#roomconfig_roomowners", Admin: "muc#roomconfig_roomadmins"} {
+		vs, ok := vals[v]
+		if !ok {
+			continue
+		}
+		list := []string{}
+		for _, j := range vs {
+			if j = strings.TrimSpace(j); j == "" {
+				continue
+			}
+			bare, ok := normBare(j)
+			if !ok {
+				return nil, false
+			}
+			list = append(list, bare)
+		}
+		want[a] = list
+	}
+	next := make(map[string]Affiliation, len(r.affs))
+	for j, a := range r.affs {
+		next[j] = a
+	}
+	for _, a := range []Affiliation{Admin, Owner} { // owners last: they win
+		list, ok := want[a]
+		if !ok {
+			continue
+		}
+		for j, cur := range next {
+			if cur == a && !slices.Contains(list, j) {
+				next[j] = None
+			}
+		}
+		for _, j := range list {
+			next[j] = a
+		}
+	}
+	owners := 0
+	var changes []affChange
+	for j, a := range next {
+		if a == Owner {
+			owners++
+		}
+		if a != r.affs[j] {
+			changes = append(changes, affChange{j, a})
+		}
+	}
+	if owners == 0 {
+		return nil, false
+	}
+	sort.Slice(changes, func(i, k int) bool { return changes[i].bare < changes[k].bare })
+	return changes, true
 }
 
 // configure applies a new configuration: unlocks a new room, stores or

@@ -495,7 +495,9 @@ func TestConfigFormRoundTrip(t *testing.T) {
 	for _, v := range []string{"FORM_TYPE", "muc#roomconfig_roomname", "muc#roomconfig_roomdesc", "muc#roomconfig_persistentroom",
 		"muc#roomconfig_publicroom", "muc#roomconfig_membersonly", "muc#roomconfig_moderatedroom", "muc#roomconfig_passwordprotectedroom",
 		"muc#roomconfig_roomsecret", "muc#roomconfig_whois", "muc#roomconfig_maxusers", "muc#roomconfig_changesubject",
-		"muc#roomconfig_allowinvites", "muc#roomconfig_allowpm", "muc#roomconfig_enablelogging"} {
+		"muc#roomconfig_allowinvites", "muc#roomconfig_allowpm", "muc#roomconfig_enablelogging",
+		"muc#maxhistoryfetch", "muc#roomconfig_getmemberlist", "muc#roomconfig_lang", "muc#roomconfig_pubsub",
+		"muc#roomconfig_presencebroadcast", "muc#roomconfig_roomadmins", "muc#roomconfig_roomowners"} {
 		if _, ok := vals[v]; !ok {
 			t.Errorf("form lacks %s", v)
 		}
@@ -768,7 +770,8 @@ func TestEncodeDecode(t *testing.T) {
 	r := newRoom(s, room1)
 	r.cfg = RoomConfig{Name: "N", Description: "D\nx", Persistent: true, MembersOnly: true, Moderated: true, PasswordProt: true,
 		Password: "p", NonAnonymous: true, MaxUsers: 30, ChangeSubject: true, AllowInvites: true, AllowPM: "moderators", Logging: true,
-		Groups: []string{"Legal", "Sales"}}
+		Groups: []string{"Legal", "Sales"}, Lang: "de", PubSub: "xmpp:pubsub.example.com?;node=team", MaxHistoryFetch: -1,
+		MemberListRoles: 1<<Participant | 1<<Moderator, PresenceHidden: 1 << Visitor}
 	r.subject, r.subjectFrom = "S", room1+"/A"
 	r.affs = map[string]Affiliation{"a@x": Owner, "b@x": Admin, "c@x": Member, "d@x": Outcast}
 	b := r.encode()
@@ -797,6 +800,136 @@ func FuzzDecode(f *testing.F) {
 			if err := newRoom(s, room1).decode(r.encode()); err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}
+		}
+	})
+}
+
+// TestConfigRegistryFields: the XEP-0045 §15.5.3 fields beyond the basic
+// ones do what they say: the history cap, who may read the member list,
+// whose presence is broadcast, language and pubsub node in disco, and the
+// owner and admin lists as full lists.
+func TestConfigRegistryFields(t *testing.T) {
+	submit := func(e *env, form string, want string) {
+		t.Helper()
+		e.iq(alice, room1, "set", "<query xmlns='"+nsOwner+"'><x xmlns='jabber:x:data' type='submit'>"+form+"</x></query>", want)
+	}
+	multi := func(v string, vals ...string) string {
+		f := "<field var='" + v + "'>"
+		for _, x := range vals {
+			f += "<value>" + x + "</value>"
+		}
+		return f + "</field>"
+	}
+
+	t.Run("maxhistoryfetch", func(t *testing.T) {
+		e := newEnv(t, nil, func(c *Config) { c.HistorySize = 5 })
+		e.createRoom("<field var='muc#maxhistoryfetch'><value>2</value></field>")
+		for i := 1; i <= 4; i++ {
+			e.send(alice, fmt.Sprintf("<message to='%s' type='groupchat'><body>m%d</body></message>", room1, i))
+		}
+		bodies := func(els []*wire.Element) (n int) {
+			for _, el := range els {
+				if el.Child(nsClient, "body") != nil {
+					n++
+				}
+			}
+			return n
+		}
+		if n := bodies(e.join(bob, "Bob", "<history maxstanzas='10'/>")); n != 2 {
+			t.Errorf("history of %d messages, want the room's cap 2", n)
+		}
+		submit(e, "<field var='muc#maxhistoryfetch'><value>0</value></field>", "result")
+		if n := bodies(e.join(carol, "Carol")); n != 0 {
+			t.Errorf("history of %d messages with maxhistoryfetch 0", n)
+		}
+		x := e.iq(alice, room1, "get", "<query xmlns='"+nsOwner+"'/>", "result").Child(nsOwner, "query").Child(nsData, "x")
+		if v := formValues(x)["muc#maxhistoryfetch"]; fmt.Sprint(v) != "[0]" {
+			t.Errorf("form shows %v", v)
+		}
+		submit(e, "<field var='muc#maxhistoryfetch'><value>-3</value></field>", "error")
+	})
+
+	t.Run("getmemberlist", func(t *testing.T) {
+		e := newEnv(t, nil, nil)
+		e.createRoom("")
+		e.join(bob, "Bob")
+		get := "<query xmlns='" + nsAdmin + "'><item affiliation='member'/></query>"
+		e.iq(bob, room1, "get", get, "error")
+		submit(e, multi("muc#roomconfig_getmemberlist", "moderator", "participant"), "result")
+		e.iq(bob, room1, "get", get, "result")
+		e.iq(bob, room1, "get", "<query xmlns='"+nsAdmin+"'><item affiliation='outcast'/></query>", "error")
+		submit(e, multi("muc#roomconfig_getmemberlist", "janitor"), "error")
+	})
+
+	t.Run("presencebroadcast", func(t *testing.T) {
+		e := newEnv(t, nil, nil)
+		e.createRoom(field1("moderatedroom", "1") + multi("muc#roomconfig_presencebroadcast", "moderator", "participant"))
+		e.join(bob, "Bob") // a visitor in a moderated room
+		e.join(carol, "Carol")
+		e.iq(alice, room1, "set", "<query xmlns='"+nsAdmin+"'><item nick='Carol' role='participant'/></query>", "result")
+		e.f.reset()
+		e.send(bob, "<presence to='"+room1+"/Bob'><show>away</show></presence>")
+		if got := e.f.take(carol); len(got) != 0 {
+			t.Errorf("participant got a visitor's presence: %v", got)
+		}
+		if got := e.f.take(alice); len(got) != 1 {
+			t.Errorf("moderator got %d presences of the visitor, want 1", len(got))
+		}
+		if got := e.f.take(bob); len(got) != 1 || !hasCodes(got[0], "110") {
+			t.Errorf("visitor's self-presence: %v", got)
+		}
+		// A joiner that is not a moderator is not told about the visitor.
+		got := e.join("dave@example.com/d", "Dave")
+		for _, el := range got {
+			if el.Local == "presence" && strings.HasSuffix(el.Attr("from"), "/Bob") {
+				t.Errorf("joiner got the visitor's presence: %s", el)
+			}
+		}
+	})
+
+	t.Run("lang and pubsub", func(t *testing.T) {
+		e := newEnv(t, nil, nil)
+		e.createRoom(field1("lang", "de") + field1("pubsub", "xmpp:pubsub.example.com?;node=team"))
+		info := e.iq(bob, room1, "get", "<query xmlns='"+nsDiscoInfo+"'/>", "result")
+		vals := formValues(info.Child(nsDiscoInfo, "query").Child(nsData, "x"))
+		if fmt.Sprint(vals["muc#roominfo_lang"]) != "[de]" || fmt.Sprint(vals["muc#roominfo_pubsub"]) != "[xmpp:pubsub.example.com?;node=team]" {
+			t.Errorf("room info %v", vals)
+		}
+	})
+
+	t.Run("owner and admin lists", func(t *testing.T) {
+		e := newEnv(t, nil, nil)
+		e.createRoom(field1("membersonly", "1"))
+		e.iq(alice, room1, "set", "<query xmlns='"+nsAdmin+"'><item affiliation='member' jid='bob@example.com'/></query>", "result")
+		e.join(bob, "Bob")
+		x := e.iq(alice, room1, "get", "<query xmlns='"+nsOwner+"'/>", "result").Child(nsOwner, "query").Child(nsData, "x")
+		if v := formValues(x)["muc#roomconfig_roomowners"]; fmt.Sprint(v) != "[alice@example.com]" {
+			t.Fatalf("owners in the form: %v", v)
+		}
+		// The form sent back unchanged changes nothing.
+		submit(e, multi("muc#roomconfig_roomowners", "alice@example.com")+multi("muc#roomconfig_roomadmins"), "result")
+		if a := e.s.rooms[room1].affOf("bob@example.com"); a != Member {
+			t.Fatalf("bob is %v after an unchanged form", a)
+		}
+		e.f.reset()
+		submit(e, multi("muc#roomconfig_roomowners", "alice@example.com", "carol@example.com")+multi("muc#roomconfig_roomadmins", "Bob@Example.com"), "result")
+		r := e.s.rooms[room1]
+		if r.affOf("carol@example.com") != Owner || r.affOf("bob@example.com") != Admin {
+			t.Fatalf("after the lists: carol %v, bob %v", r.affOf("carol@example.com"), r.affOf("bob@example.com"))
+		}
+		if got := e.f.take(bob); len(got) == 0 || item(got[len(got)-1]).Attr("affiliation") != "admin" {
+			t.Errorf("bob not told of his admin affiliation: %v", got)
+		}
+		// Leaving bob out of the admins takes the affiliation away: in a
+		// members-only room he leaves with 321.
+		submit(e, multi("muc#roomconfig_roomadmins"), "result")
+		if got := e.f.take(bob); len(got) == 0 || !hasCodes(got[len(got)-1], "321") {
+			t.Errorf("bob removed without 321: %v", got)
+		}
+		submit(e, multi("muc#roomconfig_roomowners"), "error") // §10.6: never without an owner
+		submit(e, multi("muc#roomconfig_roomowners", "not a jid@"), "error")
+		if r.affOf("alice@example.com") != Owner {
+			t.Error("alice lost ownership on a refused form")
 		}
 	})
 }

@@ -73,8 +73,10 @@ func (r *room) save() {
 // password, flags, max users, allowpm, subject, subject from, the number of
 // affiliations, then each as JID and affiliation+1 (so outcast is 0), then
 // the number of bound groups and each group. Version 1 is version 2 without
-// the groups, and is still read.
-const encVersion = 2
+// the groups, and is still read. Version 3 appends lang, pubsub, max
+// history fetch as a zigzag varint, the member-list roles and the hidden
+// presence roles (one byte each); versions 1 and 2 read them as zero.
+const encVersion = 3
 
 const (
 	fPersistent = 1 << iota
@@ -131,6 +133,10 @@ func (r *room) encode() []byte {
 	for _, g := range c.Groups {
 		str(g)
 	}
+	str(c.Lang)
+	str(c.PubSub)
+	b = binary.AppendVarint(b, int64(c.MaxHistoryFetch))
+	b = append(b, byte(c.MemberListRoles), byte(c.PresenceHidden))
 	return b
 }
 
@@ -207,6 +213,16 @@ func (r *room) decode(b []byte) error {
 		for i := uint64(0); i < n && !bad; i++ {
 			c.Groups = append(c.Groups, str())
 		}
+	}
+	if version >= 3 && !bad {
+		c.Lang, c.PubSub = str(), str()
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return errCorrupt
+		}
+		b = b[n:]
+		c.MaxHistoryFetch = int(v)
+		c.MemberListRoles, c.PresenceHidden = RoleSet(byt()), RoleSet(byt())
 	}
 	if bad || len(b) != 0 {
 		return errCorrupt

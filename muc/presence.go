@@ -117,7 +117,7 @@ func (r *room) broadcast(o *occupant, unavailable bool, x *presExtra) {
 	}
 	parts := [3][]byte{presHead}
 	for _, q := range r.list {
-		if q == o {
+		if q == o || !unavailable && r.hidden(o, q) {
 			continue
 		}
 		if r.seesJID(q) {
@@ -137,6 +137,14 @@ func (r *room) broadcast(o *occupant, unavailable bool, x *presExtra) {
 		o.tailAnon, o.tailJID = anon, withJID
 	}
 	r.toSelf(o, unavailable, x, "", nil)
+}
+
+// hidden reports whether viewer does not get o's presence: o's role is
+// not broadcast (muc#roomconfig_presencebroadcast) and viewer is not a
+// moderator. Unavailable presences are always sent: a viewer that never
+// saw o ignores them, one that did learns that o left.
+func (r *room) hidden(o, viewer *occupant) bool {
+	return r.cfg.PresenceHidden.Has(o.role) && viewer.role != Moderator
 }
 
 // deliverAll sends parts to every session of q, splicing each session's
@@ -310,6 +318,9 @@ func (r *room) join(el, x *wire.Element, nick, from string, created bool) {
 	// Step 1 (§7.2.3): the presence of everyone already there.
 	parts := [3][]byte{presHead, o.to}
 	for _, q := range r.list {
+		if r.hidden(q, o) {
+			continue
+		}
 		parts[2] = r.occupantTail(q, o)
 		r.svc.r.DeliverFull(o.real, parts[:]...)
 	}
@@ -358,7 +369,7 @@ func (r *room) joinSession(el, x *wire.Element, o *occupant, from string) {
 	to := wire.AppendAttrEscaped(nil, from)
 	parts := [3][]byte{presHead, to}
 	for _, q := range r.list {
-		if q != o {
+		if q != o && !r.hidden(q, o) {
 			parts[2] = r.occupantTail(q, o)
 			r.svc.r.DeliverFull(from, parts[:]...)
 		}
@@ -378,7 +389,7 @@ func (r *room) joinSession(el, x *wire.Element, o *occupant, from string) {
 func (r *room) broadcastJoin(o *occupant, self []string, joiner string) {
 	parts := [3][]byte{presHead}
 	for _, q := range r.list {
-		if q == o {
+		if q == o || r.hidden(o, q) {
 			continue
 		}
 		parts[2] = r.occupantTail(o, q)
@@ -482,6 +493,9 @@ func (r *room) sendHistory(o *occupant, h *wire.Element) {
 				after = t.UnixNano()
 			}
 		}
+	}
+	if f := r.cfg.MaxHistoryFetch; f != 0 && (maxStanzas < 0 || f < maxStanzas) {
+		maxStanzas = max(f, 0) // muc#maxhistoryfetch: -1 is none
 	}
 	if maxChars == 0 || maxStanzas == 0 {
 		return
