@@ -42,6 +42,7 @@ type conn struct {
 	state      streamState
 	secure     bool
 	authed     bool
+	preAuthIQs int    // registration requests answered before auth (negotiate.go)
 	headerSent bool   // guarded by wmu (see appendHeader)
 	streamID   string // guarded by wmu
 	lang       string

@@ -144,6 +144,15 @@ func (c *conn) handleElement(el *wire.Element) bool {
 		return c.handleBindIQ(el)
 	case c.authed && el.Space == nsSM:
 		return c.handleSMUnbound(el) // XEP-0198 §5: resumption instead of binding
+	case !c.authed && el.Space == nsClient && el.Local == "iq" && el.Child(nsRegister, "query") != nil && c.preAuthIQs < 3:
+		// A client's "create account" (XEP-0077 §3.1, before login): the
+		// server has no in-band registration, and the user should learn
+		// where accounts come from rather than see the stream close. A
+		// few answers, then the rule below: nothing else before auth.
+		c.preAuthIQs++
+		r := errorReply(el, "", errServiceUnavailable.withText("accounts and passwords are managed in the company directory; ask your IT department"))
+		c.sendElement(r)
+		return true
 	}
 	// RFC 6120 §6.4.8 / §7.2: nothing else is processed before auth and bind.
 	c.streamError(errNotAuthorized, "authenticate and bind a resource first")

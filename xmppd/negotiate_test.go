@@ -3,6 +3,7 @@ package xmppd
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -594,4 +595,27 @@ func TestBindTwice(t *testing.T) {
 	if s := ts.Sessions(); len(s) != 1 || s[0].JID != "alice@example.com/a" {
 		t.Fatalf("sessions %+v", s)
 	}
+}
+
+// TestRegisterBeforeLogin: a client's "create account" before login learns
+// that accounts come from the directory (XEP-0077 §3.1, service-unavailable
+// with a text) instead of seeing the stream close; a few times, then the
+// stream ends as for any other stanza before authentication.
+func TestRegisterBeforeLogin(t *testing.T) {
+	ts := newTestServer(t)
+	c := ts.dial(t, "x")
+	if f := c.header(); f.Child("http://jabber.org/features/iq-register", "register") != nil {
+		t.Fatalf("registration offered: %s", f)
+	}
+	for i := range 3 {
+		id := fmt.Sprint("r", i)
+		c.send(`<iq type='get' id='` + id + `'><query xmlns='jabber:iq:register'/></iq>`)
+		r := c.expect("register answer", is("iq", "id", id, "type", "error"))
+		e := r.Child(nsClient, "error")
+		if e == nil || e.Child(nsStanzas, "service-unavailable") == nil || !strings.Contains(e.Child(nsStanzas, "text").Text(), "company directory") {
+			t.Fatalf("answer %s", r)
+		}
+	}
+	c.send(`<iq type='set' id='r4'><query xmlns='jabber:iq:register'><username>x</username><password>y</password></query></iq>`)
+	c.expectStreamError("not-authorized")
 }
