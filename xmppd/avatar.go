@@ -75,11 +75,7 @@ type avatarState struct {
 
 // lockAvatar takes user's avatar lock and returns its release.
 func (s *Server) lockAvatar(user string) (unlock func()) {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(user); i++ {
-		h = (h ^ uint32(user[i])) * 16777619
-	}
-	m := &s.avatars.locks[h%uint32(len(s.avatars.locks))]
+	m := &s.avatars.locks[userStripe(user, len(s.avatars.locks))]
 	m.Lock()
 	return m.Unlock
 }

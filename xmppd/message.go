@@ -88,6 +88,13 @@ func (s *Server) deliverToBare(user string, el *wire.Element, b []byte, from *co
 // archive records (aw may be nil): queued to the archive writer before it
 // is handed to a session, with the offline copy when stored.
 func (s *Server) deliverToBareArchived(user string, el *wire.Element, b []byte, from *conn, aw *archiveWrite) {
+	s.deliverToBareOnce(user, el, b, from, aw, false)
+}
+
+// deliverToBareOnce is deliverToBareArchived; retried says a session that
+// became available while the message was on its way to storage has been
+// tried already.
+func (s *Server) deliverToBareOnce(user string, el *wire.Element, b []byte, from *conn, aw *archiveWrite, retried bool) {
 	typ := el.Attr("type")
 	if typ == "groupchat" {
 		if from != nil {
@@ -133,6 +140,19 @@ func (s *Server) deliverToBareArchived(user string, el *wire.Element, b []byte, 
 		s.commitArchive(aw) // compliance archives what the sender asked not to store
 		return
 	}
+	// A session may have become available since the look above, and have
+	// read the offline store already: stored now, the message would wait
+	// for the next login. Under the user's offline lock, which
+	// deliverOffline holds while it reads, either that session is seen
+	// here (and gets the message live) or it reads the store after this
+	// push.
+	unlock := s.lockOffline(user)
+	if !retried && s.hasAvailableSession(user) {
+		unlock()
+		s.deliverToBareOnce(user, el, b, from, aw, true)
+		return
+	}
+	defer unlock()
 	var err error
 	if aw != nil && aw.n > 0 {
 		err = s.storeOfflineArchived(user, el, aw)
@@ -204,6 +224,7 @@ func (s *Server) storeOfflineAt(user string, el *wire.Element, at time.Time) err
 // available with a non-negative priority (XEP-0160 §4), then deletes them.
 func (c *conn) deliverOffline() {
 	s := c.srv
+	defer s.lockOffline(c.user)() // see deliverToBareOnce
 	msgs, err := s.Store.Offline(c.user)
 	if err != nil {
 		s.Logger.Error("reading offline messages", "user", c.user, "err", err)

@@ -149,6 +149,7 @@ type Server struct {
 	feat            featureState // state of the feature files (features.go)
 	arch            archiveState // caches of the message archive (archive.go)
 	avatars         avatarState  // avatar hashes and directory photo metadata (avatar.go)
+	offLocks        offlineLocks // offline store vs. a session becoming available (offline_lock.go)
 
 	adminMu sync.Mutex
 	admin   map[string]AdminFunc
