@@ -37,23 +37,26 @@ func (s *Server) UserErased(bare string) {
 
 // EndUserSessions ends every session of the local user bare (user@domain)
 // with a not-authorized stream error carrying text, and waits until they
-// have left the session registry. Waiting matters for erasure: a session's
-// end still writes (last activity, unacknowledged messages to offline
-// storage), and those writes must land before the data is deleted, not
-// after. It returns how many sessions it ended.
+// have left the session registry and finished writing. Waiting matters for
+// erasure: a session's end still writes (last activity, unacknowledged
+// messages to offline storage), and those writes must land before the data
+// is deleted, not after. Sessions parked for XEP-0198 resumption end at
+// once (CloseUserSessions), not when their window passes. It returns how
+// many sessions it ended, parked ones included.
 func (s *Server) EndUserSessions(ctx context.Context, bare, text string) (int, error) {
 	s.init()
 	user, ok := s.localUser(bare)
 	if !ok {
 		return 0, nil
 	}
+	cs := s.router.sessionsOf(user)
 	n := s.CloseUserSessions(user, string(errNotAuthorized), text)
 	if n == 0 {
 		return 0, nil
 	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for len(s.router.sessionsOf(user)) > 0 {
+	for !s.userSessionsSettled(user, cs) {
 		select {
 		case <-ctx.Done():
 			return n, fmt.Errorf("xmppd: sessions of %s did not end: %w", bare, ctx.Err())
@@ -61,4 +64,19 @@ func (s *Server) EndUserSessions(ctx context.Context, bare, text string) (int, e
 		}
 	}
 	return n, nil
+}
+
+// userSessionsSettled reports whether user has no session in the registry
+// and each of the sessions cs, told to end, has written all it writes at its
+// end (smSettled).
+func (s *Server) userSessionsSettled(user string, cs []*conn) bool {
+	if len(s.router.sessionsOf(user)) > 0 {
+		return false
+	}
+	for _, c := range cs {
+		if !c.smSettled() {
+			return false
+		}
+	}
+	return true
 }

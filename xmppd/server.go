@@ -404,11 +404,15 @@ func (s *Server) Sessions() []SessionInfo {
 
 // CloseUserSessions ends every session of username with the given stream
 // error condition (for example "not-authorized" when the directory disabled
-// the account) and reports how many were closed.
+// the account) and reports how many were closed. A session parked for
+// XEP-0198 resumption has no stream to write to: it ends before
+// CloseUserSessions returns, as if its resumption window had passed, and
+// can no longer be resumed.
 func (s *Server) CloseUserSessions(username, condition, text string) int {
 	s.init()
 	cs := s.router.sessionsOf(username)
 	for _, c := range cs {
+		c.smRevoke()
 		c.streamError(streamCondition(condition), text)
 	}
 	return len(cs)
