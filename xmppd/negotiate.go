@@ -229,6 +229,21 @@ func (c *conn) handleBindIQ(el *wire.Element) bool {
 		c.sendElement(errorReply(el, "", errResConstraint.withText(text)))
 		return true
 	}
+	if _, exists := c.srv.Directory.Person(c.user); !exists {
+		// The directory removed or disabled the account between this
+		// stream's authentication and its bind. The sync that did so
+		// either closed this session (bound before it looked) or left the
+		// person out of the snapshot this checks (bound after).
+		const gone = "the account is no longer in the company directory"
+		if replaced != nil {
+			replaced.streamError(errNotAuthorized, gone)
+			replaced.goUnavailable(nil)
+		}
+		c.srv.router.unbind(c)
+		c.fullJID, c.bareJID, c.resource = "", "", ""
+		c.streamError(errNotAuthorized, gone)
+		return false
+	}
 	if replaced != nil {
 		// RFC 6120 §7.7.2.2: the new session wins; the old one gets <conflict/>.
 		replaced.streamError(errConflict, "replaced by a new connection")

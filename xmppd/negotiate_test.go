@@ -619,3 +619,25 @@ func TestRegisterBeforeLogin(t *testing.T) {
 	c.send(`<iq type='set' id='r4'><query xmlns='jabber:iq:register'><username>x</username><password>y</password></query></iq>`)
 	c.expectStreamError("not-authorized")
 }
+
+// TestBindAfterDirectoryRemoval: an account the directory removed between
+// a stream's authentication and its bind gets no session, and an older
+// session the bind would have replaced ends too.
+func TestBindAfterDirectoryRemoval(t *testing.T) {
+	ts := newTestServer(t)
+	old := ts.online(t, "dave", "d", 0)
+	c := ts.dial(t, "dave/d")
+	c.header()
+	c.send(plainAuth("", "dave", "dave-pw"))
+	c.expectSuccess()
+	c.restart()
+	ts.dir.mu.Lock()
+	delete(ts.dir.users, "dave")
+	ts.dir.mu.Unlock()
+	c.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>d</resource></bind></iq>`)
+	c.expectStreamError("not-authorized")
+	old.expectStreamError("not-authorized")
+	if n := len(ts.router.sessionsOf("dave")); n != 0 {
+		t.Errorf("%d sessions of a removed account", n)
+	}
+}
