@@ -24,9 +24,10 @@ const ActorScheduler = "scheduler"
 //
 // A legal hold wins over every rule: a held archive is counted, never
 // touched. A person's group rules use the live directory when it knows
-// the person, else the groups recorded at the last purge, so a leaver's
-// archive keeps following their group's rule rather than silently falling
-// back to the default (shorter or longer).
+// the person, else the groups recorded with their archive while it did
+// (see RecordDirectoryGroups), so a leaver's archive keeps following their
+// group's rule rather than silently falling back to the default (shorter
+// or longer).
 type Purger struct {
 	Store *store.Store
 	// Policy returns the policy in force (it is swapped at reload); nil
@@ -288,16 +289,30 @@ func (p *Purger) owner(ctx context.Context, pol *retention.Policy, o store.Archi
 		}
 	}
 	if offlineRule {
-		if del {
-			off, err = p.Store.ExpireOffline(o.JID, before)
-		} else {
-			off, err = countOfflineBefore(p.Store, o.JID, before)
+		user := offlineUser(o.JID)
+		// The counter is one read; most people have nothing waiting, and
+		// an empty expiry would still cost a write transaction and an fsync.
+		if off, err = p.Store.OfflineCount(user); err == nil && off > 0 {
+			if del {
+				off, err = p.Store.ExpireOffline(user, before)
+			} else {
+				off, err = countOfflineBefore(p.Store, user, before)
+			}
 		}
 		if err != nil {
 			return n, off, 0, d, fmt.Errorf("compliance: purge %s: offline: %w", o.JID, err)
 		}
 	}
 	return n, off, 0, d, nil
+}
+
+// offlineUser is the key of a person's offline queue. Archives are keyed
+// by bare JID, but xmppd keeps offline messages (like the rest of an
+// account's data) under the username; every person with an archive is an
+// account of this server, so the localpart is enough.
+func offlineUser(bare string) string {
+	local, _, _ := strings.Cut(bare, "@")
+	return local
 }
 
 func countOfflineBefore(s *store.Store, user string, before time.Time) (int, error) {

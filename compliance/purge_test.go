@@ -107,9 +107,11 @@ func TestPurgerPreviewAndRun(t *testing.T) {
 	if err := st.AddHold(store.Hold{Case: "case-1", Subject: frank, Reason: "litigation", Created: now, By: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	// Offline messages follow the owner's rule too.
+	// Offline messages follow the owner's rule too. xmppd queues them
+	// under the username, not the bare JID that keys the archive.
+	const aliceUser = "alice"
 	for _, age := range []time.Duration{100 * day, 31 * day, day} {
-		if err := st.PushOffline(alice, []byte("<message/>"), now.Add(-age), 100); err != nil {
+		if err := st.PushOffline(aliceUser, []byte("<message/>"), now.Add(-age), 100); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,7 +185,7 @@ func TestPurgerPreviewAndRun(t *testing.T) {
 			t.Errorf("after run %s has %d records; want %d", o, got, n)
 		}
 	}
-	if n, err := st.OfflineCount(alice); err != nil || n != 1 {
+	if n, err := st.OfflineCount(aliceUser); err != nil || n != 1 {
 		t.Errorf("alice's offline messages after run: %d, %v; want 1 (the one younger than 30d)", n, err)
 	}
 	audit, err = st.AuditRecords()

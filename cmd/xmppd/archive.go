@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"html"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/ownchat/ownchat/conf"
@@ -26,13 +27,51 @@ func archiveSettings(cfg *conf.Config) xmppd.ArchiveSettings {
 }
 
 // archiveSkip is true where the rules say "none": such an archive is never
-// written.
+// written. For a person's archive that is kept it also records their
+// directory groups (archiveGroups): the server asks Skip once per owner
+// and again after each directory sync or rule change, never per message,
+// which makes it the cheap point to keep the recorded groups current.
 func archiveSkip(owner string, room bool, groups []string) bool {
 	pol := currentPolicy()
 	if pol == nil {
 		return false
 	}
-	return !pol.For(retention.Subject{JID: owner, Room: room, Groups: groups}).Archived()
+	skip := !pol.For(retention.Subject{JID: owner, Room: room, Groups: groups}).Archived()
+	if !skip && !room {
+		if r := archiveGroups.Load(); r != nil {
+			r.record(owner)
+		}
+	}
+	return skip
+}
+
+// archiveGroups is set by startRetention once the store and the directory
+// are in place; nil outside a running server.
+var archiveGroups atomic.Pointer[groupRecorder]
+
+// groupRecorder writes a person's directory groups into their archive's
+// owner record, so that group rules still apply when the directory no
+// longer knows them, whether or not a purge ran while it did.
+type groupRecorder struct {
+	store  *store.Store
+	groups func(owner string) ([]string, bool)
+	log    *slog.Logger
+}
+
+// record is called on the message path before the owner's first record is
+// queued: it costs one read transaction, and a write only when the groups
+// changed (the first message ever, or a new membership).
+func (r *groupRecorder) record(owner string) {
+	g, known := r.groups(owner)
+	if !known {
+		// Someone the directory no longer knows keeps the groups recorded
+		// while it did; nil here would erase them.
+		return
+	}
+	if _, err := r.store.RecordArchiveGroups(map[string][]string{owner: g}, true); err != nil {
+		// Only the leaver case suffers; the message goes on.
+		r.log.Warn("archive: recording directory groups failed", "owner", owner, "err", err)
+	}
 }
 
 // roomArchived is muc.Config.Archived: the server's cached answer, so the

@@ -103,10 +103,11 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 			srv.SetReady(true)
 		}()
 	}
+	known := newKnownGroups(d) // before the first sync swaps the snapshot
 	go d.Run(ctx, func(diff ldapsync.Diff) {
 		log.Info("directory sync", "changes", diff.Summary)
 		srv.DirectoryChanged(directoryChange(diff))
-		recordLeavers(st, cfg.Domain, diff, log)
+		recordLeavers(st, cfg.Domain, diff, known, log)
 		mucDirectorySynced() // rooms bound to groups follow them
 		srv.SetReady(d.Ready())
 	})
@@ -127,7 +128,17 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 // what happens to their data into the audit log: compliance officers must
 // be able to show that a leaver's archive followed its rule and was not
 // silently lost or kept.
-func recordLeavers(st *store.Store, domain string, diff ldapsync.Diff, log *slog.Logger) {
+//
+// First it records with each archive the groups its rules follow: a
+// leaver's from the snapshot before this sync (the live directory no
+// longer knows them, and no purge may have run since they were archived),
+// and the new groups of people the sync regrouped.
+func recordLeavers(st *store.Store, domain string, diff ldapsync.Diff, known *knownGroups, log *slog.Logger) {
+	if rec := known.apply(diff, domain); len(rec) > 0 {
+		if _, err := st.RecordArchiveGroups(rec, false); err != nil {
+			log.Error("archive: recording directory groups failed; a leaver's group rule may not apply", "err", err)
+		}
+	}
 	if len(diff.Removed)+len(diff.Disabled) == 0 {
 		return
 	}
@@ -222,6 +233,26 @@ func directoryVCard(d *ldapsync.Directory, log *slog.Logger) func(user string) *
 			v.Add((&wire.Element{Space: ns, Local: "PHOTO"}).Add(text("TYPE", p.PhotoType), text("BINVAL", base64.StdEncoding.EncodeToString(p.Photo))))
 		}
 		return v
+	}
+}
+
+// addNames adds N (XEP-0054: FAMILY, GIVEN in the DTD's order, each only
+// when known) and NICKNAME to a directory vCard. Both directory backends
+// use it, so that a person's vCard looks the same whichever serves it.
+func addNames(v *wire.Element, given, surname, nickname string) {
+	const ns = "vcard-temp"
+	if given != "" || surname != "" {
+		n := &wire.Element{Space: ns, Local: "N"}
+		if surname != "" {
+			n.Add((&wire.Element{Space: ns, Local: "FAMILY"}).AddText(surname))
+		}
+		if given != "" {
+			n.Add((&wire.Element{Space: ns, Local: "GIVEN"}).AddText(given))
+		}
+		v.Add(n)
+	}
+	if nickname != "" {
+		v.Add((&wire.Element{Space: ns, Local: "NICKNAME"}).AddText(nickname))
 	}
 }
 

@@ -13,7 +13,10 @@ import (
 
 	"github.com/ownchat/ownchat/compliance"
 	"github.com/ownchat/ownchat/conf"
+	"github.com/ownchat/ownchat/ldapsync"
 	"github.com/ownchat/ownchat/retention"
+	"github.com/ownchat/ownchat/staticdir"
+	"github.com/ownchat/ownchat/store"
 	"github.com/ownchat/ownchat/xmppd"
 )
 
@@ -70,10 +73,21 @@ func startRetention(ctx context.Context, cfg *conf.Config, p *parts, log *slog.L
 		log.Info("archive disabled: nothing is archived, nothing is purged")
 		return nil
 	}
+	groups := directoryGroups(p.srv, cfg.Domain)
+	// Group rules must survive a person leaving the directory whether or
+	// not a purge ran meanwhile: record the groups now (the directory may
+	// have changed while the server was stopped) and, from here on, when
+	// the message path first asks for a person's archive.
+	if n, err := compliance.RecordDirectoryGroups(p.store, groups); err != nil {
+		log.Error("archive: recording directory groups at start failed; a leaver's group rule may fall back to the default until the next purge records them", "err", err)
+	} else if n > 0 {
+		log.Info("archive: recorded directory groups", "archives", n)
+	}
+	archiveGroups.Store(&groupRecorder{store: p.store, groups: groups, log: log})
 	pr := &compliance.Purger{
 		Store:  p.store,
 		Policy: currentPolicy,
-		Groups: directoryGroups(p.srv, cfg.Domain),
+		Groups: groups,
 		Batch:  cfg.Archive.PurgeBatch,
 		Pause:  purgePause,
 		Log:    log,
@@ -114,12 +128,17 @@ func reloadRetention(cfg *conf.Config, p *parts, log *slog.Logger) {
 // each call since LDAP attaches its snapshot after start) for a local
 // person's groups.
 func directoryGroups(srv *xmppd.Server, domain string) func(owner string) ([]string, bool) {
+	return ownerGroups(func() xmppd.Directory { return srv.Directory }, domain)
+}
+
+func ownerGroups(dir func() xmppd.Directory, domain string) func(owner string) ([]string, bool) {
 	return func(owner string) ([]string, bool) {
 		local, dom, ok := strings.Cut(owner, "@")
-		if !ok || dom != domain || srv.Directory == nil {
+		d := dir()
+		if !ok || dom != domain || d == nil {
 			return nil, false
 		}
-		person, known := srv.Directory.Person(local)
+		person, known := d.Person(local)
 		if !known {
 			return nil, false
 		}
@@ -127,17 +146,56 @@ func directoryGroups(srv *xmppd.Server, domain string) func(owner string) ([]str
 	}
 }
 
-// envPurger builds the Purger for a ctl command from its environment.
-func envPurger(env *storeEnv) (*compliance.Purger, error) {
+// stoppedDirectoryGroups is the directory a purge or preview consults when
+// no server runs, the one the server would start with: the configuration's
+// static users, or the LDAP snapshot the server keeps in the store (the
+// LDAP server itself is not contacted: ctl must work while it is
+// unreachable). Without a snapshot groups is nil and the groups recorded
+// with each archive apply. closeDir releases it after the command.
+func stoppedDirectoryGroups(cfg *conf.Config, st *store.Store, log *slog.Logger) (groups func(owner string) ([]string, bool), closeDir func(), err error) {
+	closeDir = func() {}
+	var dir xmppd.Directory
+	switch cfg.Directory.Backend {
+	case "static":
+		sd, err := staticdir.New(staticUsers(cfg), rosterRules(cfg)...)
+		if err != nil {
+			return nil, closeDir, fmt.Errorf("static directory: %w", err)
+		}
+		dir = staticDirectory{sd}
+	case "ldap":
+		lc, err := ldapConfig(cfg.Directory)
+		if err != nil {
+			return nil, closeDir, fmt.Errorf("ldap directory: %w", err)
+		}
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		d, err := ldapsync.New(lc, st, log) // reads the stored snapshot only
+		if err != nil {
+			return nil, closeDir, fmt.Errorf("ldap directory snapshot: %w", err)
+		}
+		if !d.Ready() {
+			d.Close()
+			return nil, closeDir, nil
+		}
+		dir, closeDir = ldapDirectory{d}, func() { d.Close() }
+	default:
+		return nil, closeDir, nil
+	}
+	return ownerGroups(func() xmppd.Directory { return dir }, cfg.Domain), closeDir, nil
+}
+
+// envPurger builds the Purger for a ctl command from its environment; call
+// done when the command is over.
+func envPurger(env *storeEnv) (pr *compliance.Purger, done func(), err error) {
 	pol := env.Policy
 	if pol == nil && env.Config != nil {
-		var err error
 		if pol, err = archivePolicy(env.Config); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if pol == nil {
-		return nil, errors.New("the archive is disabled ([archive] enabled = false): nothing is archived or purged")
+		return nil, nil, errors.New("the archive is disabled ([archive] enabled = false): nothing is archived or purged")
 	}
 	batch := 1000
 	if env.Config != nil {
@@ -147,16 +205,25 @@ func envPurger(env *storeEnv) (*compliance.Purger, error) {
 	if actor == "" {
 		actor = "ctl"
 	}
+	groups, done := env.Groups, func() {}
+	if groups == nil && !env.Online && env.Config != nil {
+		// With the server stopped, group rules still follow the directory
+		// in the configuration rather than only the groups a purge
+		// happened to record.
+		if groups, done, err = stoppedDirectoryGroups(env.Config, env.Store, env.Log); err != nil {
+			return nil, nil, err
+		}
+	}
 	return &compliance.Purger{
 		Store:  env.Store,
 		Policy: func() *retention.Policy { return pol },
-		Groups: env.Groups,
+		Groups: groups,
 		Batch:  batch,
 		Pause:  purgePause,
 		Now:    env.Now,
 		Log:    env.Log,
 		Actor:  actor,
-	}, nil
+	}, done, nil
 }
 
 // cmdRetentionPreview is `xmppd ctl retention preview [-now RFC3339]`: a
@@ -167,10 +234,11 @@ func cmdRetentionPreview(ctx context.Context, env *storeEnv, args []string, w io
 	if err := parseFlags(fs, args, "retention preview [-now 2027-01-01T00:00:00Z]"); err != nil {
 		return err
 	}
-	pr, err := envPurger(env)
+	pr, done, err := envPurger(env)
 	if err != nil {
 		return fmt.Errorf("retention preview: %w", err)
 	}
+	defer done()
 	now := time.Now()
 	if pr.Now != nil {
 		now = pr.Now()
@@ -202,10 +270,11 @@ func cmdArchivePurge(ctx context.Context, env *storeEnv, args []string, w io.Wri
 		}
 		return fmt.Errorf("archive purge: unexpected argument %q (archive purge takes none)", args[0])
 	}
-	pr, err := envPurger(env)
+	pr, done, err := envPurger(env)
 	if err != nil {
 		return fmt.Errorf("archive purge: %w", err)
 	}
+	defer done()
 	pr.Now = nil // the real clock, whatever the environment says
 	rep, err := pr.Run(ctx)
 	fmt.Fprintf(w, "removed %d messages (%d offline) in %s\n", rep.Messages(), rep.Offline, rep.Took.Round(time.Millisecond))

@@ -17,8 +17,9 @@ import (
 
 // storeEnv is what a store command needs. On a running server it is built
 // by serve (Groups asks the live directory); when no server runs, `xmppd
-// ctl` opens the store itself and Groups is nil (the groups recorded in the
-// archive are used).
+// ctl` opens the store itself and Groups is nil (a purge then reads the
+// configured directory as the server would start with it: see
+// stoppedDirectoryGroups).
 type storeEnv struct {
 	Store  *store.Store // nil for the commands in storeless
 	Config *conf.Config

@@ -1346,6 +1346,45 @@ COMMANDS.update({
 })
 
 
+async def cmd_mam_raw(d, cmd):
+    """mam_raw xml: send one raw MAM query <iq/> (as raw_iq) and collect the
+    <result/> messages carrying its queryid, in arrival order, until the
+    reply (fin) arrives. -> {results:[{id, queryid, from, xml}], xml}
+    (xml: the raw reply; an error reply fails like raw_iq)."""
+    els = parse_fragment(need(cmd, "xml"))
+    if len(els) != 1 or els[0].tag != q(CLIENT_NS, "iq"):
+        raise DriverError("bad-request", "mam_raw needs exactly one <iq/> element")
+    el = els[0]
+    query = next((c for c in el if c.tag.endswith("}query")), None)
+    qid = query.get("queryid") if query is not None else None
+    results = []
+
+    def collect(stanza):
+        try:
+            res = stanza.xml.find("{urn:xmpp:mam:2}result")
+            if stanza.xml.tag == q(CLIENT_NS, "message") and res is not None and res.get("queryid") == qid:
+                results.append({"id": res.get("id"), "queryid": res.get("queryid"),
+                                "from": stanza.xml.get("from"), "xml": str(stanza)})
+        except Exception:
+            log.exception("mam_raw collect failed")
+        return stanza
+
+    d.add_filter("in", collect)
+    try:
+        iq = d.Iq(xml=el)
+        if not el.get("id"):
+            iq["id"] = d.new_id()
+        reply = await d.send_iq(iq)
+    finally:
+        d.del_filter("in", collect)
+    return {"results": results, "xml": str(reply)}
+
+
+COMMANDS.update({
+    "mam_raw": cmd_mam_raw,
+})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jid", required=True)
