@@ -164,6 +164,9 @@ type Directory struct {
 	PhoneAttr       string   `toml:"phone_attr"`
 	DepartmentAttr  string   `toml:"department_attr"`
 	PhotoAttr       string   `toml:"photo_attr"`
+	GivenNameAttr   string   `toml:"given_name_attr"` // vCard N/GIVEN
+	SurnameAttr     string   `toml:"surname_attr"`    // vCard N/FAMILY
+	NicknameAttr    string   `toml:"nickname_attr"`   // vCard NICKNAME; none: the given name
 	IDAttr          string   `toml:"id_attr"`
 	ChangeAttr      string   `toml:"change_attr"`
 	ExpiresAttr     string   `toml:"expires_attr"`
@@ -201,6 +204,12 @@ type User struct {
 	Password    string   `toml:"password"`
 	DisplayName string   `toml:"display_name"`
 	Groups      []string `toml:"groups"`
+	// GivenName, Surname and Nickname, when set, are the user's vCard N
+	// and NICKNAME, owned by the configuration like LDAP's are by the
+	// directory. Nickname defaults to GivenName.
+	GivenName string `toml:"given_name"`
+	Surname   string `toml:"surname"`
+	Nickname  string `toml:"nickname"`
 }
 
 // Default returns a Config with every default filled in. Domain is empty

@@ -161,7 +161,9 @@ func validateLDAP(p *problems, d *Directory, base string) {
 		"member_uid_attr": {d.MemberUIDAttr, false}, "mail_attr": {d.MailAttr, true},
 		"title_attr": {d.TitleAttr, true}, "phone_attr": {d.PhoneAttr, true},
 		"department_attr": {d.DepartmentAttr, true}, "photo_attr": {d.PhotoAttr, true},
-		"id_attr": {d.IDAttr, false}, "change_attr": {d.ChangeAttr, false}, "expires_attr": {d.ExpiresAttr, false},
+		"given_name_attr": {d.GivenNameAttr, true}, "surname_attr": {d.SurnameAttr, true},
+		"nickname_attr": {d.NicknameAttr, true}, "id_attr": {d.IDAttr, false},
+		"change_attr": {d.ChangeAttr, false}, "expires_attr": {d.ExpiresAttr, false},
 	}
 	for k, a := range attrs {
 		if a.v == "" {

@@ -272,7 +272,7 @@ func (ad *sambaAD) populate() error {
 		func() error { return adAdd(l, adServiceDN, adUser("xmppd", "xmppd", "", adServicePW)) },
 		func() error {
 			return adAdd(l, "CN=John Doe,"+adStaff, adUser("jdoe", "John Doe", "john.doe@corp.example", "Blue-Sky-2024!",
-				"mail", "john.doe@corp.example", "title", "Engineer", "department", "Engineering"))
+				"mail", "john.doe@corp.example", "title", "Engineer", "department", "Engineering", "givenName", "John", "sn", "Doe"))
 		},
 		func() error {
 			return adAdd(l, "CN=Anna Schmidt,"+adStaff, adUser("ASchmidt", "Anna Schmidt", "anna@corp.example", "Green-Tree-2024!",
@@ -392,6 +392,7 @@ func TestActiveDirectory(t *testing.T) {
 	}
 	jdoe := mustLookup(t, d, "jdoe")
 	if jdoe.DisplayName != "John Doe" || jdoe.Mail != "john.doe@corp.example" || jdoe.Department != "Engineering" ||
+		jdoe.GivenName != "John" || jdoe.Surname != "Doe" || jdoe.Nickname != "John" ||
 		!slices.Equal(jdoe.Groups, []string{"Engineering"}) {
 		t.Errorf("jdoe = %+v", jdoe)
 	}

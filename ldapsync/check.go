@@ -218,7 +218,7 @@ func (d *Directory) checkEntries(c *conn, r *CheckReport, problem func(string, .
 
 func sampleOf(s *settings, e *ldap.Entry, u userRec) Sample {
 	smp := Sample{DN: e.DN, Person: Person{Username: u.username, DisplayName: u.display, Mail: u.mail,
-		Title: u.title, Phone: u.phone, Department: u.dept}}
+		Title: u.title, Phone: u.phone, Department: u.dept, GivenName: u.given, Surname: u.surname, Nickname: or(u.nick, u.given)}}
 	a := entryAttrs(e.Attributes)
 	for _, name := range s.photo {
 		if v := a.raw(name); len(v) > 0 && len(v[0]) > 0 {
@@ -290,8 +290,8 @@ func (r CheckReport) String() string {
 	}
 	for _, smp := range r.Samples {
 		p := smp.Person
-		fmt.Fprintf(&b, "sample %s\n  username %q, display name %q, mail %q, title %q, phone %q, department %q, groups %q\n",
-			smp.DN, p.Username, p.DisplayName, p.Mail, p.Title, p.Phone, p.Department, p.Groups)
+		fmt.Fprintf(&b, "sample %s\n  username %q, display name %q, given name %q, surname %q, nickname %q, mail %q, title %q, phone %q, department %q, groups %q\n",
+			smp.DN, p.Username, p.DisplayName, p.GivenName, p.Surname, p.Nickname, p.Mail, p.Title, p.Phone, p.Department, p.Groups)
 		if smp.Photo != "" {
 			fmt.Fprintf(&b, "  photo %s\n", smp.Photo)
 		}

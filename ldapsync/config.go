@@ -65,6 +65,13 @@ type Config struct {
 	PhoneAttr       string
 	DepartmentAttr  string
 	PhotoAttr       string
+	// GivenNameAttr and SurnameAttr fill the vCard's N (GIVEN, FAMILY).
+	GivenNameAttr string
+	SurnameAttr   string
+	// NicknameAttr fills the vCard's NICKNAME. No preset sets it: without
+	// it, or when an entry lacks it, the nickname is the given name, what
+	// colleagues call each other.
+	NicknameAttr string
 	// IDAttr is the stable identity of an entry (objectGUID, entryUUID):
 	// a rename or a move keeps the person, their roster and history.
 	IDAttr string
@@ -140,6 +147,8 @@ var presets = map[string]Config{
 		PhoneAttr:        "telephoneNumber",
 		DepartmentAttr:   "department",
 		PhotoAttr:        "thumbnailPhoto",
+		GivenNameAttr:    "givenName",
+		SurnameAttr:      "sn",
 		IDAttr:           "objectGUID",
 		ChangeAttr:       "uSNChanged",
 		ExpiresAttr:      "accountExpires",
@@ -159,6 +168,8 @@ var presets = map[string]Config{
 		PhoneAttr:       "telephoneNumber",
 		DepartmentAttr:  "departmentNumber,ou",
 		PhotoAttr:       "jpegPhoto",
+		GivenNameAttr:   "givenName",
+		SurnameAttr:     "sn",
 		IDAttr:          "entryUUID",
 		// entryCSN rather than modifyTimestamp: both change with every
 		// write, but modifyTimestamp counts seconds, so the ">= last
@@ -197,6 +208,9 @@ func (c *Config) ApplyPreset(name string) error {
 	fill(&c.PhoneAttr, p.PhoneAttr)
 	fill(&c.DepartmentAttr, p.DepartmentAttr)
 	fill(&c.PhotoAttr, p.PhotoAttr)
+	fill(&c.GivenNameAttr, p.GivenNameAttr)
+	fill(&c.SurnameAttr, p.SurnameAttr)
+	fill(&c.NicknameAttr, p.NicknameAttr)
 	fill(&c.IDAttr, p.IDAttr)
 	fill(&c.ChangeAttr, p.ChangeAttr)
 	fill(&c.ExpiresAttr, p.ExpiresAttr)
@@ -220,6 +234,9 @@ type settings struct {
 	phone      []string
 	department []string
 	photo      []string
+	given      []string
+	surname    []string
+	nickname   []string
 	userAttrs  []string // requested in full user searches
 	groupAttrs []string // requested in full group searches
 	allGroups  bool     // RosterGroups contains "*"
@@ -339,6 +356,9 @@ func (c Config) check() (*settings, error) {
 	s.phone = attr("phone", c.PhoneAttr, false)
 	s.department = attr("department", c.DepartmentAttr, false)
 	s.photo = attr("photo", c.PhotoAttr, false)
+	s.given = attr("given name", c.GivenNameAttr, false)
+	s.surname = attr("surname", c.SurnameAttr, false)
+	s.nickname = attr("nickname", c.NicknameAttr, false)
 	if a := attr("ID", c.IDAttr, true); len(a) > 1 {
 		bad("ID attribute %q: only one attribute allowed", c.IDAttr)
 	}
@@ -378,7 +398,7 @@ func (c Config) check() (*settings, error) {
 	}
 
 	s.userAttrs = dedupe(append(append(append([]string{s.username, c.IDAttr, c.ChangeAttr, c.ExpiresAttr}, s.aliases...),
-		concat(s.display, s.mail, s.title, s.phone, s.department)...), s.photo...))
+		concat(s.display, s.mail, s.title, s.phone, s.department, s.given, s.surname, s.nickname)...), s.photo...))
 	s.groupAttrs = dedupe(append([]string{c.IDAttr, c.ChangeAttr, c.MemberAttr, c.MemberUIDAttr}, s.groupName...))
 	if c.PrimaryGroupAttr != "" {
 		s.userAttrs = dedupe(append(s.userAttrs, c.PrimaryGroupAttr, sidAttr))

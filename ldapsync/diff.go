@@ -20,7 +20,8 @@ type Diff struct {
 	// the new name's.
 	Renamed []Rename
 	// Changed users have a new display name, mail, title, phone,
-	// department or photo (vCard, XEP-0153 avatar hash).
+	// department, given name, surname, nickname or photo (vCard,
+	// XEP-0153 avatar hash).
 	Changed []string
 	// PhotoChanged users (a subset of Changed) have a new, or no longer
 	// a, photo: their presence carries a new XEP-0153 hash, so the server
@@ -213,7 +214,8 @@ func (sn *snapshot) viewNames(p *person) []string {
 
 func profileChanged(a, b *Person) bool {
 	return a.DisplayName != b.DisplayName || a.Mail != b.Mail || a.Title != b.Title ||
-		a.Phone != b.Phone || a.Department != b.Department || a.PhotoHash != b.PhotoHash
+		a.Phone != b.Phone || a.Department != b.Department || a.PhotoHash != b.PhotoHash ||
+		a.GivenName != b.GivenName || a.Surname != b.Surname || a.Nickname != b.Nickname
 }
 
 // sameMembers compares two member lists by identity. Both are sorted by

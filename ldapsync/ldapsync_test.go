@@ -162,6 +162,7 @@ func TestSyncFixture(t *testing.T) {
 	alice, ok := d.Lookup("alice")
 	wantAlice := Person{Username: "alice", DisplayName: "Alice Andersen", Groups: []string{"All Staff", "Cycle A", "Cycle B", "Engineering"},
 		Mail: "alice@corp.example", Title: "Head of Engineering", Phone: "+49 30 1234-100", Department: "Engineering",
+		GivenName: "Alice", Surname: "Andersen", Nickname: "Alice",
 		PhotoType: "image/jpeg", PhotoHash: "b9f1f1d4f0b7c9e8a8a5e0b4ec0b6dbbd0fa7b37"}
 	wantAlice.PhotoHash = alice.PhotoHash // checked below against the bytes
 	if !ok || !reflect.DeepEqual(alice, wantAlice) {

@@ -25,15 +25,16 @@ import (
 //	1 | url | userMark | groupMark | fullAt | syncedAt
 //	  | count | count × user | count | count × group
 //	user:  id dn raw username display mail title phone dept photo photoType
-//	       flags(1 disabled) expires change count aliases
-//	group: id dn name change count members count uids
+//	       flags(1 disabled) expires change count aliases pgroup(v2+)
+//	       given surname nick(v3+)
+//	group: id dn name change count members count uids sid(v2+)
 //
 // A photo shard is a sequence of: hash (40 hex bytes) | type | data.
 const (
 	kvBucket      = "ldapsync"
 	kvSnapshot    = "snapshot"
 	kvPhotoBucket = "ldapsync.photo"
-	snapVersion   = 2 // 2: primary group SIDs
+	snapVersion   = 3 // 2: primary group SIDs; 3: given name, surname, nickname
 )
 
 type encoder struct{ b []byte }
@@ -155,6 +156,9 @@ func encodeSnapshot(sn *snapshot) []byte {
 			e.str(a)
 		}
 		e.str(u.pgroup)
+		e.str(u.given)
+		e.str(u.surname)
+		e.str(u.nick)
 	}
 	e.uint(uint64(len(sn.groups)))
 	for i := range sn.groups {
@@ -180,10 +184,13 @@ func encodeSnapshot(sn *snapshot) []byte {
 // Member DNs equal to a user's DN share that user's string.
 func decodeSnapshot(b []byte) ([]userRec, []groupRec, snapMeta, error) {
 	var m snapMeta
-	if len(b) == 0 || b[0] != snapVersion && b[0] != 1 {
+	if len(b) == 0 || b[0] < 1 || b[0] > snapVersion {
 		return nil, nil, m, fmt.Errorf("unknown snapshot encoding %v", versionOf(b))
 	}
 	v1 := b[0] == 1 // before primary groups: no pgroup, no sid
+	// Before 3 no names: they stay empty until Run's first sync, which is
+	// always a full one.
+	v3 := b[0] >= 3
 	d := &decoder{b: b[1:]}
 	m.url, m.userMark, m.groupMark = d.str(), d.str(), d.str()
 	m.fullAt, m.syncedAt = d.time(), d.time()
@@ -205,6 +212,9 @@ func decodeSnapshot(b []byte) ([]userRec, []groupRec, snapMeta, error) {
 		}
 		if !v1 {
 			u.pgroup = d.str()
+		}
+		if v3 {
+			u.given, u.surname, u.nick = d.str(), d.str(), d.str()
 		}
 		u.ndn = normDN(u.dn)
 		intern[u.ndn] = u.ndn

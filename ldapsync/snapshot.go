@@ -18,6 +18,9 @@ type Person struct {
 	// nested groups are expanded. Shared with the Directory: do not modify.
 	Groups                         []string
 	Mail, Title, Phone, Department string
+	// GivenName and Surname are the vCard's N; Nickname its NICKNAME,
+	// the given name unless NicknameAttr says otherwise.
+	GivenName, Surname, Nickname string
 	// Photo is the image itself; only Profile fills it, so that the
 	// photos of 50,000 people stay in the store, not in memory.
 	Photo     []byte
@@ -40,6 +43,9 @@ type userRec struct {
 	dept     string
 	photo    string // SHA-1 hex of the photo, "" without one
 	photoTyp string
+	given    string
+	surname  string
+	nick     string   // NicknameAttr only; Person.Nickname falls back to given
 	aliases  []string // normalized alternative login names
 	disabled bool     // matched DisabledFilter
 	expires  int64    // Unix seconds the account expires; 0: never
@@ -178,6 +184,7 @@ func build(s *settings, users []userRec, groups []groupRec, meta snapMeta, now t
 		sn.people[pi] = person{rec: ui, Person: Person{
 			Username: u.username, DisplayName: u.display, Mail: u.mail, Title: u.title,
 			Phone: u.phone, Department: u.dept, PhotoType: u.photoTyp, PhotoHash: u.photo,
+			GivenName: u.given, Surname: u.surname, Nickname: or(u.nick, u.given),
 		}}
 		sn.byName[u.username] = int32(pi)
 		byNDN[u.ndn] = int32(pi)

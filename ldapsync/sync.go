@@ -377,6 +377,7 @@ func (d *Directory) userFromEntry(e *ldap.Entry, ps *photoSink) userRec {
 		u.display = u.raw
 	}
 	u.mail, u.title, u.phone, u.dept = a.first(s.mail), a.first(s.title), a.first(s.phone), a.first(s.department)
+	u.given, u.surname, u.nick = a.first(s.given), a.first(s.surname), a.first(s.nickname)
 	for _, name := range s.aliases {
 		for _, v := range a.values(name) {
 			v, _, _ = strings.Cut(strings.TrimSpace(v), "@")

@@ -36,6 +36,9 @@ type User struct {
 	Groups            []string
 	PasswordHash      string
 	Password          string
+	// GivenName, Surname and Nickname are the vCard's N and NICKNAME, as
+	// LDAP's givenName and sn; Nickname defaults to GivenName.
+	GivenName, Surname, Nickname string
 }
 
 // Person is what colleagues may see of a user.
@@ -43,6 +46,14 @@ type Person struct {
 	Username, DisplayName string
 	// Groups are sorted. They are shared with the Directory: do not modify.
 	Groups []string
+}
+
+// Names are a user's vCard N and NICKNAME, empty when not configured.
+// They are not part of Person: Colleagues copies Persons for every roster,
+// and names are only needed for a vCard.
+type Names struct {
+	Given, Surname string
+	Nickname       string // the given name unless configured
 }
 
 // Directory is an immutable set of users; safe for concurrent use.
@@ -69,6 +80,7 @@ type Directory struct {
 
 type entry struct {
 	person   Person
+	names    Names
 	groupIDs []int32 // ascending, matching person.Groups
 	viewIDs  []int32 // groups whose members this user sees (sharedroster.PersonView)
 	hash     *phc    // nil for a plaintext user
@@ -162,6 +174,10 @@ func (e *entry) init(u User) error {
 	}
 	e.password = u.Password
 	e.person = Person{Username: u.Name, DisplayName: u.DisplayName, Groups: slices.Clip(groups)}
+	e.names = Names{Given: u.GivenName, Surname: u.Surname, Nickname: u.Nickname}
+	if e.names.Nickname == "" {
+		e.names.Nickname = u.GivenName // what colleagues call each other, as with LDAP
+	}
 	return nil
 }
 
@@ -302,6 +318,15 @@ func (d *Directory) Lookup(username string) (Person, bool) {
 		return Person{}, false
 	}
 	return e.person, true
+}
+
+// Names returns the configured names of username.
+func (d *Directory) Names(username string) (Names, bool) {
+	e := d.lookup(username)
+	if e == nil {
+		return Names{}, false
+	}
+	return e.names, true
 }
 
 // People returns every user, sorted by username.

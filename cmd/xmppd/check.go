@@ -69,7 +69,8 @@ func staticUsers(cfg *conf.Config) []staticdir.User {
 	users := make([]staticdir.User, 0, len(cfg.Directory.Users))
 	for _, u := range cfg.Directory.Users {
 		users = append(users, staticdir.User{Name: u.Name, DisplayName: u.DisplayName, Groups: u.Groups,
-			PasswordHash: u.PasswordHash, Password: u.Password})
+			PasswordHash: u.PasswordHash, Password: u.Password,
+			GivenName: u.GivenName, Surname: u.Surname, Nickname: u.Nickname})
 	}
 	return users
 }

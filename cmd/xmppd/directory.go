@@ -8,6 +8,7 @@ import (
 	"github.com/ownchat/ownchat/sharedroster"
 	"github.com/ownchat/ownchat/staticdir"
 	"github.com/ownchat/ownchat/xmppd"
+	"github.com/ownchat/ownchat/xmppd/wire"
 )
 
 // staticDirectory adapts staticdir to the interface the server consumes;
@@ -48,6 +49,29 @@ func (s staticDirectory) Search(q map[string]string, max int) []xmppd.PersonCard
 		out[i] = xmppd.PersonCard{Username: p.Username, DisplayName: p.DisplayName, Department: dept}
 	}
 	return out
+}
+
+// staticVCard returns the vCard fields the configuration owns: N and
+// NICKNAME of the users with given_name, surname or nickname, rendered as
+// the LDAP directory renders them. FN stays the user's own here (the
+// static directory has always let users set it). The directory never
+// changes, so the elements are built once. Nil when no user has names:
+// then every vCard field is the user's.
+func staticVCard(d *staticdir.Directory) func(user string) *wire.Element {
+	const ns = "vcard-temp"
+	cards := map[string]*wire.Element{}
+	for _, p := range d.People() {
+		v := &wire.Element{Space: ns, Local: "vCard", Attrs: []wire.Attr{{Name: "xmlns", Value: ns}}}
+		n, _ := d.Names(p.Username)
+		addNames(v, n.Given, n.Surname, n.Nickname)
+		if len(v.Nodes) > 0 {
+			cards[p.Username] = v
+		}
+	}
+	if len(cards) == 0 {
+		return nil
+	}
+	return func(user string) *wire.Element { return cards[user] }
 }
 
 // rosterRules maps [[directory.roster_rule]] for both backends.

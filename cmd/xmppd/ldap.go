@@ -26,7 +26,8 @@ func ldapConfig(d conf.Directory) (ldapsync.Config, error) {
 		UsernameAttr: d.UsernameAttr, AliasAttrs: d.AliasAttrs, DisplayNameAttr: d.DisplayNameAttr,
 		GroupNameAttr: d.GroupNameAttr, MemberAttr: d.MemberAttr, MemberUIDAttr: d.MemberUIDAttr,
 		MailAttr: d.MailAttr, TitleAttr: d.TitleAttr, PhoneAttr: d.PhoneAttr, DepartmentAttr: d.DepartmentAttr,
-		PhotoAttr: d.PhotoAttr, IDAttr: d.IDAttr, ChangeAttr: d.ChangeAttr, ExpiresAttr: d.ExpiresAttr,
+		PhotoAttr: d.PhotoAttr, GivenNameAttr: d.GivenNameAttr, SurnameAttr: d.SurnameAttr, NicknameAttr: d.NicknameAttr,
+		IDAttr: d.IDAttr, ChangeAttr: d.ChangeAttr, ExpiresAttr: d.ExpiresAttr,
 		RosterGroups: d.RosterGroups, SyncInterval: d.SyncInterval, FullSyncInterval: d.FullSyncInterval,
 		DialTimeout: d.DialTimeout, RequestTimeout: d.RequestTimeout, PageSize: d.PageSize,
 		MaxPhotoBytes: d.MaxPhotoBytes, MaxRemovedFraction: d.MaxRemovedFraction,
@@ -217,6 +218,7 @@ func directoryVCard(d *ldapsync.Directory, log *slog.Logger) func(user string) *
 		if p.DisplayName != "" {
 			v.Add(text("FN", p.DisplayName))
 		}
+		addNames(v, p.GivenName, p.Surname, p.Nickname)
 		if p.Mail != "" {
 			v.Add((&wire.Element{Space: ns, Local: "EMAIL"}).Add(&wire.Element{Space: ns, Local: "INTERNET"}, text("USERID", p.Mail)))
 		}

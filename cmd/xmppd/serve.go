@@ -126,6 +126,9 @@ func build(cfg *conf.Config, log *slog.Logger) (*parts, error) {
 		ReadyAfterStart:    cfg.Directory.Backend == "static",
 	}
 	srv.Archive = archiveSettings(cfg) // XEP-0313, archive.go
+	if sd, ok := dir.(staticDirectory); ok {
+		srv.VCardFields = staticVCard(sd.d) // directory.go
+	}
 	return &parts{store: st, cert: cert, srv: srv}, nil
 }
 
