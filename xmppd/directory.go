@@ -47,6 +47,7 @@ const maxContactPushes = 200
 // the roster).
 func (s *Server) DirectoryChanged(ch DirectoryChange) {
 	s.init()
+	s.forgetColleagues()       // presence routing follows group changes (rostercache.go)
 	s.forgetArchiveDirectory() // retention group rules follow group changes
 	// A closed session leaves the router when its reader ends, and then
 	// broadcasts unavailable to its roster, which the directory has

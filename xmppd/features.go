@@ -14,7 +14,8 @@ import (
 
 // featureState is the server-wide state of the feature files.
 type featureState struct {
-	blocks blockCache
+	blocks     blockCache
+	colleagues colleagueCache // presence routing's directory answers (rostercache.go)
 	// capsNode is "<node>#<ver>", which the domain's disco#info answers like
 	// a query without node (XEP-0115 §6.2).
 	capsNode string

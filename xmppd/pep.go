@@ -476,7 +476,7 @@ func (s *Server) pepAccess(owner, requester string, cfg store.PEPConfig) (stanza
 	case accessOpen:
 		return stanzaError{}, "", true
 	case accessPresence:
-		if e, ok := s.rosterEntry(owner, bare); ok && e.subFrom() {
+		if from, _ := s.presenceSub(owner, bare); from { // not the owner's whole roster: quadratic at login
 			return stanzaError{}, "", true
 		}
 		return errStanzaNotAuthorized, "presence-subscription-required", false

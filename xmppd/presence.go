@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ownchat/ownchat/store"
 	"github.com/ownchat/ownchat/xmppd/wire"
 )
 
@@ -82,7 +83,7 @@ func (c *conn) handlePresence(el *wire.Element) {
 				}
 			}
 		}
-		if e, ok := c.srv.rosterEntry(c.user, a.bare); !ok || !e.subFrom() {
+		if from, _ := c.srv.presenceSub(c.user, a.bare); !from {
 			c.trackDirected(to, typ == "unavailable")
 		}
 	}
@@ -140,9 +141,10 @@ func (c *conn) bareToAttr() []byte {
 	return c.bareTo
 }
 
-// presenceAudience returns the online sessions that receive this user's
-// presence broadcasts: available sessions of contacts with subscription
-// from/both (§4.2.2, §4.4.2).
+// presenceAudience returns the effective roster entries of the contacts
+// that receive this user's broadcasts: subscription from/both (§4.2.2,
+// §4.4.2), with their groups, for PEP's access models. Presence itself
+// uses presenceView, which does not build the roster.
 func (s *Server) presenceAudience(user string) (subs []rosterEntry) {
 	entries, _, err := s.roster(user)
 	if err != nil {
@@ -184,9 +186,24 @@ func parsePriority(el *wire.Element) int {
 	return n
 }
 
-// toSubscribers sends c's presence b to the available sessions of every
-// local contact with a subscription from c's user (RFC 6121 §4.2.2,
-// §4.4.2), except those c's user blocks or who block them.
+// broadcastPresence sends c's presence b to the available sessions of
+// every local contact with a subscription from c's user (RFC 6121 §4.2.2,
+// §4.4.2), except those c's user blocks or who block them (XEP-0191 §3.3).
+func (s *Server) broadcastPresence(c *conn, v *presenceView, b []byte) {
+	v.contacts(s.Domain, func(u string, from, _ bool) {
+		if !from {
+			return
+		}
+		for _, r := range s.router.sessionsOf(u) {
+			if r.isAvailable() && !s.presenceBlocked(c, r) {
+				sendWithTo(r, b)
+			}
+		}
+	})
+}
+
+// toSubscribers is broadcastPresence for a caller that has the effective
+// roster already.
 func (s *Server) toSubscribers(c *conn, entries []rosterEntry, b []byte) {
 	for _, e := range entries {
 		if !e.subFrom() {
@@ -219,14 +236,36 @@ func (c *conn) goAvailable(el *wire.Element) {
 	// Caps and PEP last items after the presence went out (XEP-0163 §4.3.3).
 	defer c.pepCapsPresence(el, initial)
 
-	entries, _, err := s.roster(c.user)
+	v, err := s.presenceView(c.user)
 	if err != nil {
 		s.Logger.Error("presence", "user", c.user, "err", err)
 		return
 	}
-	// Broadcast to subscribers (§4.2.2) ...
-	s.toSubscribers(c, entries, b)
-	// ... and to all of the user's available resources, this one included.
+	if initial {
+		// Broadcast to subscribers (§4.2.2) and the probes (§4.3), which
+		// local contacts answer at once with each available resource's
+		// presence, in one pass: a 5,000-person group is looked up in the
+		// router once per login, not twice.
+		v.contacts(s.Domain, func(u string, from, to bool) {
+			for _, r := range s.router.sessionsOf(u) {
+				r.pmu.Lock()
+				p, avail := r.presence, r.available
+				r.pmu.Unlock()
+				if !avail || s.presenceBlocked(c, r) {
+					continue
+				}
+				if from {
+					sendWithTo(r, b)
+				}
+				if to && p != nil {
+					sendWithTo(c, p)
+				}
+			}
+		})
+	} else {
+		s.broadcastPresence(c, &v, b) // §4.2.2
+	}
+	// All of the user's available resources, this one included.
 	for _, r := range s.router.sessionsOf(c.user) {
 		if r.isAvailable() {
 			sendWithTo(r, b)
@@ -239,23 +278,6 @@ func (c *conn) goAvailable(el *wire.Element) {
 			c.deliverOffline()
 		}
 		return
-	}
-	// Probes (§4.3): local contacts answer at once with each available
-	// resource's presence.
-	for _, e := range entries {
-		if !e.subTo() {
-			continue
-		}
-		if u, ok := s.localUser(e.JID); ok {
-			for _, r := range s.router.sessionsOf(u) {
-				r.pmu.Lock()
-				p, avail := r.presence, r.available
-				r.pmu.Unlock()
-				if avail && p != nil && !s.presenceBlocked(r, c) {
-					sendWithTo(c, p)
-				}
-			}
-		}
 	}
 	// The user's other resources (§4.2.2 last paragraph).
 	for _, r := range s.router.sessionsOf(c.user) {
@@ -270,9 +292,9 @@ func (c *conn) goAvailable(el *wire.Element) {
 		}
 	}
 	// Subscription requests that arrived while offline (§3.1.3).
-	for _, e := range entries {
-		if e.PendingIn && !s.blockSetOf(c.user).matches(e.JID) {
-			c.send(pendingSubscribe(e, c.srv.Domain))
+	for _, it := range v.items {
+		if it.PendingIn && !s.blockSetOf(c.user).matches(it.JID) {
+			c.send(pendingSubscribe(it))
 		}
 	}
 	if prio >= 0 {
@@ -280,7 +302,7 @@ func (c *conn) goAvailable(el *wire.Element) {
 	}
 }
 
-func pendingSubscribe(e rosterEntry, domain string) []byte {
+func pendingSubscribe(e store.RosterItem) []byte {
 	if len(e.PendingInXML) > 0 {
 		return e.PendingInXML
 	}
@@ -332,14 +354,10 @@ func (c *conn) goUnavailable(el *wire.Element) {
 		return
 	}
 	s.noteLogout(c, el)
-	for _, e := range s.presenceAudience(c.user) {
-		if u, ok := s.localUser(e.JID); ok {
-			for _, r := range s.router.sessionsOf(u) {
-				if r.isAvailable() && !s.presenceBlocked(c, r) {
-					sendWithTo(r, b)
-				}
-			}
-		}
+	if v, err := s.presenceView(c.user); err != nil {
+		s.Logger.Error("presence", "user", c.user, "err", err)
+	} else {
+		s.broadcastPresence(c, &v, b)
 	}
 	for _, r := range s.router.sessionsOf(c.user) {
 		if r == c && el == nil {
@@ -355,8 +373,7 @@ func (c *conn) goUnavailable(el *wire.Element) {
 // the contact's presence.
 func (c *conn) answerProbe(a addr) {
 	s := c.srv
-	e, ok := s.rosterEntry(c.user, a.bare)
-	if !ok || !e.subTo() {
+	if _, to := s.presenceSub(c.user, a.bare); !to {
 		return
 	}
 	sent := false

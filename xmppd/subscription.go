@@ -85,19 +85,6 @@ func sameItem(a, b store.RosterItem) bool {
 	return true
 }
 
-func (s *Server) isColleague(user, contactBare string) bool {
-	cu, ok := s.localUser(contactBare)
-	if !ok {
-		return false
-	}
-	for _, p := range s.Directory.Colleagues(user) {
-		if p.Username == cu {
-			return true
-		}
-	}
-	return false
-}
-
 // outSubscribe: the user asks to see contact's presence (§3.1.2).
 func (c *conn) outSubscribe(contact string, el *wire.Element) {
 	s := c.srv
