@@ -172,16 +172,14 @@ func (s *Server) wantsArchive(owner, with string) bool {
 		return false
 	}
 	return s.archivePrefs(owner).Archives(with, s.Archive.Forced, func(j string) bool {
-		entries, _, err := s.roster(owner)
-		if err != nil {
-			return false
+		// Asked per message when the owner's default is "roster": a
+		// colleague-cache lookup and one roster item read, never the
+		// whole effective roster.
+		if s.isColleague(owner, j) {
+			return true
 		}
-		for i := range entries {
-			if entries[i].JID == j {
-				return true
-			}
-		}
-		return false
+		_, ok, err := s.Store.RosterItem(owner, j)
+		return err == nil && ok
 	})
 }
 

@@ -325,6 +325,27 @@ func TestArchivePrefs(t *testing.T) {
 			t.Fatalf("prefs get: %s", r)
 		}
 	})
+	t.Run("roster default", func(t *testing.T) {
+		ts := newTestServer(t, withArchive)
+		bob := ts.online(t, "bob", "b", 0)
+		requireResult(t, "prefs", bob.iq("set", "", `<prefs xmlns='urn:xmpp:mam:2' default='roster'/>`))
+		// dave is in bob's personal roster; alice is a colleague (both in
+		// Engineering); carol is neither.
+		requireResult(t, "roster add", bob.iq("set", "", `<query xmlns='jabber:iq:roster'><item jid='dave@`+testDomain+`'/></query>`))
+		bob.drain()
+		for _, u := range []string{"alice", "carol", "dave"} {
+			c := ts.online(t, u, "x", 0)
+			c.send(`<message type='chat' to='` + bobBare + `'><body>from ` + u + `</body></message>`)
+			bob.waitFor("message from "+u, hasBody("from "+u))
+		}
+		var with []string
+		for _, r := range archived(t, ts, bobBare) {
+			with = append(with, r.With)
+		}
+		if want := []string{"alice@" + testDomain, "dave@" + testDomain}; strings.Join(with, " ") != strings.Join(want, " ") {
+			t.Fatalf("bob's archive with %v, want %v", with, want)
+		}
+	})
 	t.Run("forced", func(t *testing.T) {
 		ts := newTestServer(t, func(s *Server) { withArchive(s); s.Archive.Forced = true })
 		alice := ts.online(t, "alice", "a", 0)

@@ -44,7 +44,7 @@ func lastAccount(c *conn, el, q *wire.Element) {
 		return
 	}
 	if user != c.user {
-		if e, ok := s.rosterEntry(c.user, user+"@"+s.Domain); !ok || !e.subTo() {
+		if _, to := s.presenceSub(c.user, user+"@"+s.Domain); !to {
 			c.bounce(el, "", errForbidden)
 			return
 		}
