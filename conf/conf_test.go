@@ -598,7 +598,8 @@ func TestWarnings(t *testing.T) {
 		want []string
 	}{
 		{"safe defaults", "domain = \"corp.example\"\n" + hashed, nil},
-		{"loopback plaintext ok", "domain = \"corp.example\"\ntls.require_encryption = false\nlisten.c2s = \"[::1]:5222\"\n" + hashed, nil},
+		{"loopback plaintext warned", "domain = \"corp.example\"\ntls.require_encryption = false\nlisten.c2s = \"[::1]:5222\"\n" + hashed,
+			[]string{"xmppd.toml:2: tls.require_encryption: is false: clients may log in without TLS on [::1]:5222 (meant for benchmarks and tests on loopback only)"}},
 		{"plaintext c2s on network",
 			"domain = \"corp.example\"\n[listen]\nc2s = \"0.0.0.0:5222\"\n[tls]\ncert_file = \"c\"\nkey_file = \"k\"\nrequire_encryption = false\n" + hashed,
 			[]string{"xmppd.toml:7: tls.require_encryption: is false and listen.c2s (0.0.0.0:5222) is not a loopback address: passwords may cross the network unencrypted"}},

@@ -30,6 +30,10 @@ func (c *Config) Warnings() []string {
 	// RFC 6120 §13.8: without TLS, SASL PLAIN sends passwords in clear.
 	if !c.TLS.RequireEncryption && c.Listen.C2S != "" && !isLoopback(c.Listen.C2S) {
 		warn("tls.require_encryption", "is false and listen.c2s (%s) is not a loopback address: passwords may cross the network unencrypted", c.Listen.C2S)
+	} else if !c.TLS.RequireEncryption && c.Listen.C2S != "" {
+		// Loopback only, as benchmarks and tests run; still said loudly,
+		// because one edit of listen.c2s makes it the case above.
+		warn("tls.require_encryption", "is false: clients may log in without TLS on %s (meant for benchmarks and tests on loopback only)", c.Listen.C2S)
 	}
 	if c.TLS.CertFile == "" && (reachable(c.Listen.C2S) || reachable(c.Listen.C2SDirectTLS)) {
 		warn("tls.cert_file", "is not set, so xmppd uses a self-signed certificate on a listener reachable from the network; clients will reject it or ask users to trust it")
