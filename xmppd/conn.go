@@ -94,7 +94,7 @@ type conn struct {
 	noResume    bool        // guarded by wmu: the stream ended on purpose (closing tag, stream error)
 	carbons     atomic.Bool // XEP-0280 enabled
 	pep         pepSession  // guarded by pmu: caps filter of PEP notifications (capsresolve.go)
-	offlineSent uint64      // highest offline Seq queued under SM (reader goroutine)
+	offlineSent uint64      // highest offline Seq queued under SM (guarded by the user's offline lock)
 	// resumedInto is set when a XEP-0198 resumption moved this connection
 	// into an earlier session; the reader then serves that session.
 	resumedInto *conn

@@ -222,6 +222,7 @@ func (s *Server) storeOfflineAt(user string, el *wire.Element, at time.Time) err
 
 // deliverOffline sends stored messages to a session that just became
 // available with a non-negative priority (XEP-0160 §4), then deletes them.
+// Safe to call from another session's goroutine.
 func (c *conn) deliverOffline() {
 	s := c.srv
 	defer s.lockOffline(c.user)() // see deliverToBareOnce
@@ -233,7 +234,13 @@ func (c *conn) deliverOffline() {
 	if len(msgs) == 0 {
 		return
 	}
-	if c.sm != nil {
+	// Also called for another session (storeUnacked): c.sm is read under
+	// the write lock it is set under; offlineSent is guarded by the
+	// offline lock held here.
+	c.wmu.Lock()
+	smOn := c.sm != nil
+	c.wmu.Unlock()
+	if smOn {
 		// XEP-0198: the messages stay stored until the client acknowledges
 		// them (deleteAcked); a connection lost before that loses nothing.
 		// offlineSent keeps a second initial presence from sending them

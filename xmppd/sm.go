@@ -676,6 +676,10 @@ func (c *conn) smSettled() bool {
 // conversation: none of these is stored.
 func (c *conn) storeUnacked(items []smItem) {
 	s := c.srv
+	// Under the user's offline lock, as any offline write: a session of
+	// the user becoming available meanwhile reads the store either before
+	// (and is handed the messages below) or after these writes.
+	unlock := s.lockOffline(c.user)
 	n := 0
 	full := false
 	c.forStorable(items, func(el *wire.Element, at time.Time) {
@@ -692,8 +696,29 @@ func (c *conn) storeUnacked(items []smItem) {
 		}
 		n++
 	})
-	if n > 0 {
-		s.Logger.Info("unacknowledged messages stored offline", "jid", c.fullJID, "count", n)
+	unlock()
+	if n == 0 {
+		return
+	}
+	s.Logger.Info("unacknowledged messages stored offline", "jid", c.fullJID, "count", n)
+	// A new session of the user (the client reconnected without resuming)
+	// may have read the offline store before these messages were in it:
+	// the one that takes messages to the bare JID gets them now.
+	var best *conn
+	bestPrio := -1
+	for _, r := range s.router.sessionsOf(c.user) {
+		if r == c {
+			continue
+		}
+		r.pmu.Lock()
+		ok, prio := r.available, r.priority
+		r.pmu.Unlock()
+		if ok && prio > bestPrio {
+			best, bestPrio = r, prio
+		}
+	}
+	if best != nil {
+		best.deliverOffline()
 	}
 }
 
