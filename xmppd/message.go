@@ -147,7 +147,7 @@ func (s *Server) deliverToBareOnce(user string, el *wire.Element, b []byte, from
 	// here (and gets the message live) or it reads the store after this
 	// push.
 	unlock := s.lockOffline(user)
-	if !retried && s.hasAvailableSession(user) {
+	if !retried && s.bestSession(user, nil) != nil {
 		unlock()
 		s.deliverToBareOnce(user, el, b, from, aw, true)
 		return

@@ -25,16 +25,22 @@ func userStripe(user string, n int) int {
 	return int(h % uint32(n))
 }
 
-// hasAvailableSession reports whether user has an available session with
-// a non-negative priority: one that takes messages to the bare JID.
-func (s *Server) hasAvailableSession(user string) bool {
+// bestSession returns the available session of user, other than except,
+// with the highest non-negative priority: the one that takes messages to
+// the bare JID (RFC 6121 §8.5.2.1.1); nil when there is none.
+func (s *Server) bestSession(user string, except *conn) *conn {
+	var best *conn
+	bestPrio := -1
 	for _, r := range s.router.sessionsOf(user) {
+		if r == except {
+			continue
+		}
 		r.pmu.Lock()
-		ok := r.available && r.priority >= 0
+		ok, prio := r.available, r.priority
 		r.pmu.Unlock()
-		if ok {
-			return true
+		if ok && prio > bestPrio {
+			best, bestPrio = r, prio
 		}
 	}
-	return false
+	return best
 }

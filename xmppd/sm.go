@@ -704,20 +704,7 @@ func (c *conn) storeUnacked(items []smItem) {
 	// A new session of the user (the client reconnected without resuming)
 	// may have read the offline store before these messages were in it:
 	// the one that takes messages to the bare JID gets them now.
-	var best *conn
-	bestPrio := -1
-	for _, r := range s.router.sessionsOf(c.user) {
-		if r == c {
-			continue
-		}
-		r.pmu.Lock()
-		ok, prio := r.available, r.priority
-		r.pmu.Unlock()
-		if ok && prio > bestPrio {
-			best, bestPrio = r, prio
-		}
-	}
-	if best != nil {
+	if best := s.bestSession(c.user, c); best != nil {
 		best.deliverOffline()
 	}
 }
