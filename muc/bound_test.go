@@ -204,6 +204,20 @@ func TestBindFromConfigForm(t *testing.T) {
 	if v, _ := st.Get(boundBucket, room1); v != nil {
 		t.Errorf("index after unbinding %q", v)
 	}
+
+	// Binding an open room makes it members-only, unless the same form
+	// says otherwise: leaving the group then means leaving the room.
+	e.iq(alice, room1, "set", submit(field1("membersonly", "0")), "result")
+	e.iq(alice, room1, "set", submit(groups("Legal")), "result")
+	if !e.s.rooms[room1].cfg.MembersOnly {
+		t.Error("an open room bound to a group stayed open")
+	}
+	e.iq(alice, room1, "set", submit(groups()), "result")
+	e.iq(alice, room1, "set", submit(field1("membersonly", "0")), "result")
+	e.iq(alice, room1, "set", submit(groups("Legal")+field1("membersonly", "0")), "result")
+	if e.s.rooms[room1].cfg.MembersOnly {
+		t.Error("membersonly = 0 in the binding form was overridden")
+	}
 }
 
 func TestCreatePolicyText(t *testing.T) {

@@ -271,6 +271,12 @@ func (r *room) owner(el, q *wire.Element, from string) {
 			s.bounceText(el, "modify", "not-acceptable", "a room bound to directory groups must be persistent")
 			return
 		}
+		if _, said := vals["muc#roomconfig_membersonly"]; len(n.Groups) > 0 && len(r.cfg.Groups) == 0 && !said {
+			// Binding makes it the group's room: someone who leaves the
+			// group then leaves the room (321), as in a room made from a
+			// template. An owner who wants it open says so in the form.
+			n.MembersOnly = true
+		}
 		s.result(el, nil)
 		r.configure(n)
 		if len(affs) > 0 {
