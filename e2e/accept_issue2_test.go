@@ -28,36 +28,11 @@ import (
 	"time"
 )
 
-// a2Config is coreConfig's user set with a [limits] section of the test's
-// choosing (coreConfig's own [limits] table cannot be extended after it).
+// a2Config is coreConfig with more [limits] keys of the test's choosing
+// (a TOML table cannot be reopened after it, so they go into coreConfig's).
 func a2Config(dataDir string, c2s, direct, http int, limits string) string {
-	return fmt.Sprintf(`
-domain = %q
-data_dir = %q
-[listen]
-c2s = "127.0.0.1:%d"
-c2s_direct_tls = "127.0.0.1:%d"
-http = "127.0.0.1:%d"
-[limits]
-auth_failure_delay = "10ms"
-%s
-[directory]
-backend = "static"
-[[directory.user]]
-name = "alice"
-password = "alice-pw"
-display_name = "Alice Anders"
-groups = ["Engineering"]
-[[directory.user]]
-name = "bob"
-password = "bob-pw"
-display_name = "Bob Brenner"
-groups = ["Engineering"]
-[[directory.user]]
-name = "carol"
-password = "carol-pw"
-display_name = "Carol Clark"
-`, domain, dataDir, c2s, direct, http, limits)
+	const at = "auth_failure_delay = \"10ms\"\n"
+	return strings.Replace(coreConfig(dataDir, c2s, direct, http, ""), at, at+limits+"\n", 1)
 }
 
 func a2Start(t *testing.T, limits string) *coreServer {
