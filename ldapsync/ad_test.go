@@ -447,7 +447,7 @@ func TestActiveDirectory(t *testing.T) {
 		if err := d.Authenticate(ctx, "leaver", "Black-Sea-2024!"); !errors.Is(err, ErrBadCredentials) {
 			t.Errorf("disabled user logs in: %v", err)
 		}
-		wantDiff := Diff{Disabled: []string{"leaver"}, RosterChanged: []string{"jmueller"},
+		wantDiff := Diff{Disabled: []string{"leaver"}, RosterChanged: []string{"jmueller"}, LeaverGroups: map[string][]string{"leaver": {"Sales"}},
 			Summary: "users +0 -1 (disabled 1), groups ~1, 1 rosters changed"}
 		got := mustSync(t, d)
 		normalize(&got)

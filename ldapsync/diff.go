@@ -37,6 +37,10 @@ type Diff struct {
 	// colleagues' rosters, and their own roster may have gained or lost
 	// any user in RosterChanged.
 	Regrouped []string
+	// LeaverGroups are the groups of each Removed and Disabled user as of
+	// the snapshot before the sync: the new one no longer has them, and
+	// retention rules by group must keep following a leaver's archive.
+	LeaverGroups map[string][]string
 	// Summary is one line for logs and `xmppd ctl sync`:
 	// "users +3 -1 ~2 (disabled 1), groups ~2, 12 rosters changed". The
 	// "-" count includes the disabled users.
@@ -45,6 +49,13 @@ type Diff struct {
 
 // Rename is one user's change of username.
 type Rename struct{ From, To string }
+
+func (d *Diff) leaverGroups(p *person) {
+	if d.LeaverGroups == nil {
+		d.LeaverGroups = make(map[string][]string)
+	}
+	d.LeaverGroups[p.Username] = p.Groups
+}
 
 // Empty reports whether the sync changed nothing.
 func (d *Diff) Empty() bool {
@@ -87,10 +98,12 @@ func diff(prev, next *snapshot) Diff {
 		if ui, ok := next.userByID[id]; ok {
 			if why := next.inactive[next.users[ui].id]; why == whyDisabled || why == whyExpired {
 				d.Disabled = append(d.Disabled, p.Username)
+				d.leaverGroups(p)
 				continue
 			}
 		}
 		d.Removed = append(d.Removed, p.Username)
+		d.leaverGroups(p)
 	}
 
 	// Rosters. A shared-roster group is dirty when its members (by

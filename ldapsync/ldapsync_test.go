@@ -386,11 +386,11 @@ func TestSyncDiff(t *testing.T) {
 			s.Delete("uid=dave," + people)
 			s.Await("cn=Sales,"+groups, "(member=uid=dave,"+people+")", false)
 		},
-			Diff{Removed: []string{"dave"}, RosterChanged: []string{"carol", "grace", "nina"},
+			Diff{Removed: []string{"dave"}, RosterChanged: []string{"carol", "grace", "nina"}, LeaverGroups: map[string][]string{"dave": {"Sales"}},
 				Summary: "users +0 -1, groups ~1, 3 rosters changed"}},
 		{"lock", func() {
 			s.Modify("uid=erin,"+people, func(r *ldap.ModifyRequest) { r.Add("pwdAccountLockedTime", []string{"000001010000Z"}) })
-		}, Diff{Disabled: []string{"erin"}, RosterChanged: []string{"jmueller"},
+		}, Diff{Disabled: []string{"erin"}, RosterChanged: []string{"jmueller"}, LeaverGroups: map[string][]string{"erin": {"Legal"}},
 			Summary: "users +0 -1 (disabled 1), groups ~1, 1 rosters changed"}},
 		{"unlock", func() {
 			s.Modify("uid=erin,"+people, func(r *ldap.ModifyRequest) { r.Delete("pwdAccountLockedTime", nil) })

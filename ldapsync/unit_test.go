@@ -348,8 +348,9 @@ func TestDiffSynthetic(t *testing.T) {
 		// group 2 only saw a title change.
 		RosterChanged: []string{"user000002", "user000003", "user000005", "user000006", "user000007",
 			"user000008", "user000009", "user000010", "user000011"},
-		Regrouped: []string{"user000003"}, // left group 0
-		Summary:   "users +0 -2 ~1 (disabled 1, renamed 1), groups ~3, 9 rosters changed",
+		Regrouped:    []string{"user000003"}, // left group 0
+		LeaverGroups: map[string][]string{"user000000": {"All", "Group 0"}, "user000004": {"All", "Group 1"}},
+		Summary:      "users +0 -2 ~1 (disabled 1, renamed 1), groups ~3, 9 rosters changed",
 	}
 	if !reflect.DeepEqual(df, want) {
 		t.Errorf("diff\n got %+v\nwant %+v", df, want)

@@ -104,11 +104,10 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 			srv.SetReady(true)
 		}()
 	}
-	known := newKnownGroups(d) // before the first sync swaps the snapshot
 	go d.Run(ctx, func(diff ldapsync.Diff) {
 		log.Info("directory sync", "changes", diff.Summary)
 		srv.DirectoryChanged(directoryChange(diff))
-		recordLeavers(st, cfg.Domain, diff, known, log)
+		recordLeavers(st, cfg.Domain, diff, d, log)
 		mucDirectorySynced() // rooms bound to groups follow them
 		srv.SetReady(d.Ready())
 	})
@@ -134,20 +133,15 @@ func startLDAP(ctx context.Context, cfg *conf.Config, st *store.Store, srv *xmpp
 // leaver's from the snapshot before this sync (the live directory no
 // longer knows them, and no purge may have run since they were archived),
 // and the new groups of people the sync regrouped.
-func recordLeavers(st *store.Store, domain string, diff ldapsync.Diff, known *knownGroups, log *slog.Logger) {
-	if rec := known.apply(diff, domain); len(rec) > 0 {
-		if _, err := st.RecordArchiveGroups(rec, false); err != nil {
+func recordLeavers(st *store.Store, domain string, diff ldapsync.Diff, d *ldapsync.Directory, log *slog.Logger) {
+	groups := groupsToRecord(d, diff, domain) // by bare JID, the leavers' as they were
+	if len(groups) > 0 {
+		if _, err := st.RecordArchiveGroups(groups, false); err != nil {
 			log.Error("archive: recording directory groups failed; a leaver's group rule may not apply", "err", err)
 		}
 	}
 	if len(diff.Removed)+len(diff.Disabled) == 0 {
 		return
-	}
-	groups := map[string][]string{}
-	if owners, err := st.ArchiveOwners(); err == nil {
-		for _, o := range owners {
-			groups[o.JID] = o.Groups
-		}
 	}
 	now := time.Now()
 	for _, l := range []struct {
