@@ -160,13 +160,7 @@ func (s *Server) presenceAudience(user string) (subs []rosterEntry) {
 }
 
 // localUser extracts the username of a bare JID on our domain.
-func (s *Server) localUser(bare string) (string, bool) {
-	at := strings.IndexByte(bare, '@')
-	if at <= 0 || bare[at+1:] != s.Domain {
-		return "", false
-	}
-	return bare[:at], true
-}
+func (s *Server) localUser(bare string) (string, bool) { return localPart(bare, s.Domain) }
 
 func parsePriority(el *wire.Element) int {
 	p := el.Child(nsClient, "priority")
